@@ -1,0 +1,177 @@
+"""Benchmark: the reference convnet's training recipe vs the book's Keras recipe, on this machine, in one run.
+
+Three trainings of the same 93,322-parameter convnet on the 60,000 MNIST training digits, each scored on
+the 10,000 test digits:
+
+* ``fast``  -- the reference default, ``solutions.convnet.train(..., recipe="fast")`` (PyTorch);
+* ``seed``  -- the book's recipe in PyTorch, ``recipe="seed"`` (RMSprop 1e-3, 5 epochs, batch 64);
+* ``keras`` -- the book's code itself on Keras/TensorFlow CPU (``pip install -e '.[keras]'``).
+
+Every training runs in a fresh subprocess (so TensorFlow's and PyTorch's thread pools never share a
+process) and is timed from the first to the last training step; loading data and scoring are not timed.
+Timings on a shared machine are noisy: the load average is printed with the results.
+
+    python benchmarks/train_mnist.py                         # seed 0, all three recipes
+    python benchmarks/train_mnist.py --seeds 0 1 2 3 4 --skip-keras --markdown
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ("fast", "seed", "keras")
+
+
+def _load(data_dir: str | None):
+    sys.path.insert(0, str(ROOT))
+    from coursekit.mnist import load_mnist
+
+    return load_mnist(data_dir)
+
+
+def run_torch(recipe: str, seed: int, data_dir: str | None, threads: int | None) -> dict[str, Any]:
+    import torch
+
+    from solutions import convnet
+
+    x_train, y_train, x_test, y_test = _load(data_dir)
+    x, y = convnet.preprocess(x_train, y_train)
+    torch.manual_seed(seed)
+    model = convnet.build_convnet()
+    history = convnet.train(model, x, y, seed=seed, recipe=recipe, threads=threads)
+    plan = convnet.RECIPES[recipe]
+    return {"seconds": history["seconds"], "accuracy": convnet.evaluate(model, x_test, y_test),
+            "epochs": plan.epochs, "batch_size": plan.batch_size, "threads": threads or torch.get_num_threads()}
+
+
+def run_keras(seed: int, data_dir: str | None) -> dict[str, Any]:
+    """The book's listing, verbatim apart from Keras 3 spellings (keras.Input, keras.utils.to_categorical)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    from keras import layers, models
+
+    x_train, y_train, x_test, y_test = _load(data_dir)
+    keras.utils.set_random_seed(seed)
+    model = models.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        layers.Conv2D(32, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+    train_images = x_train.reshape((60000, 28, 28, 1)).astype("float32") / 255
+    test_images = x_test.reshape((10000, 28, 28, 1)).astype("float32") / 255
+    train_labels = keras.utils.to_categorical(y_train)
+    test_labels = keras.utils.to_categorical(y_test)
+    start = time.perf_counter()
+    model.fit(train_images, train_labels, epochs=5, batch_size=64, verbose=0)
+    seconds = time.perf_counter() - start
+    _, accuracy = model.evaluate(test_images, test_labels, verbose=0)
+    return {"seconds": seconds, "accuracy": float(accuracy), "epochs": 5, "batch_size": 64,
+            "threads": "tf default", "keras": keras.__version__}
+
+
+def trial(recipe: str, seed: int, data_dir: str | None, threads: int | None) -> dict[str, Any]:
+    """One training in a fresh interpreter; returns its JSON result (or an ``error``)."""
+    cmd = [sys.executable, __file__, "--_trial", recipe, "--seeds", str(seed)]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"recipe": recipe, "seed": seed, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return {"recipe": recipe, "seed": seed, **json.loads(lines[-1])}
+
+
+def render(results: list[dict[str, Any]], markdown: bool) -> str:
+    header = ["recipe", "framework", "seed", "epochs", "batch", "train s", "test acc"]
+    rows = []
+    for r in results:
+        framework = "Keras/TF" if r["recipe"] == "keras" else "PyTorch"
+        if "error" in r:
+            rows.append([r["recipe"], framework, str(r["seed"]), "", "", "error", r["error"][:60]])
+        else:
+            rows.append([r["recipe"], framework, str(r["seed"]), str(r["epochs"]), str(r["batch_size"]),
+                         f"{r['seconds']:.1f}", f"{r['accuracy']:.4f}"])
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        out += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(out)
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in [header, *rows])
+
+
+def summarise(results: list[dict[str, Any]]) -> list[str]:
+    ok = [r for r in results if "error" not in r]
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in ok:
+        by.setdefault(r["recipe"], []).append(r)
+    lines = []
+    for recipe, rs in by.items():
+        secs, accs = [r["seconds"] for r in rs], [r["accuracy"] for r in rs]
+        lines.append(f"{recipe}: {len(rs)} run(s), train s mean {statistics.mean(secs):.1f} "
+                     f"(min {min(secs):.1f}, max {max(secs):.1f}); test acc min {min(accs):.4f}, mean {statistics.mean(accs):.4f}")
+    if "fast" in by:
+        fast = statistics.mean(r["seconds"] for r in by["fast"])
+        for other in ("keras", "seed"):
+            if other in by:
+                lines.append(f"speed-up of fast over {other}: {statistics.mean(r['seconds'] for r in by[other]) / fast:.2f}x")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
+    parser.add_argument("--skip-keras", action="store_true", help="leave out the Keras/TensorFlow run")
+    parser.add_argument("--skip-seed", action="store_true", help="leave out the PyTorch run of the book's recipe")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--data-dir", default=None, help="MNIST directory (default: coursekit's resolution)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    parser.add_argument("--_trial", choices=RECIPES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args._trial:
+        seed = args.seeds[0]
+        result = run_keras(seed, args.data_dir) if args._trial == "keras" else run_torch(args._trial, seed, args.data_dir, args.threads)
+        print(json.dumps(result))
+        return 0
+
+    recipes = [r for r in args.recipes if not (r == "keras" and args.skip_keras) and not (r == "seed" and args.skip_seed)]
+    load_before = os.getloadavg()
+    results = []
+    for seed in args.seeds:
+        for recipe in recipes:
+            results.append(trial(recipe, seed, args.data_dir, args.threads))
+            print(f"# {recipe} seed {seed}: {results[-1]}", file=sys.stderr, flush=True)
+    load_after = os.getloadavg()
+    print(render(results, args.markdown))
+    print()
+    for line in summarise(results):
+        print(f"- {line}" if args.markdown else line)
+    print(f"{'- ' if args.markdown else ''}machine: {os.cpu_count()} CPUs; load average (1 min) "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after -- other work on the machine slows every run")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""What course staff take away from a class run: grades.csv, Gradescope results, feedback pages.
+
+Everything is rendered from the gradebook, never from a run's memory, so a resumed run exports the
+same files as an uninterrupted one. Only *current* rows count: a row whose cache key differs from
+the submission's current key for that exercise (changed code, course.yml or grader) is left blank.
+Feedback pages from the gradebook carry every message and counterexample as text; the
+expected/got pictures of ``grader grade --feedback`` need the arrays, which are not stored.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from coursekit.course import Course
+
+from . import __version__
+from .feedback import html_page
+from .gradebook import Gradebook, ResultRow
+from .report import ExerciseResult, GradeReport, TestResult, total
+
+
+@dataclass(frozen=True)
+class StudentKeys:
+    """A student of the current class and the cache key each exercise must have to be current."""
+
+    student: str
+    content_hash: str
+    cache_keys: Mapping[str, str]
+
+
+def current_rows(gb: Gradebook, course: Course, who: StudentKeys) -> list[ResultRow]:
+    """The student's rows that match the submission as it is now, in course order."""
+    rows = gb.rows(who.student)
+    return [rows[ex.id] for ex in course.exercises
+            if ex.id in rows and rows[ex.id].cache_key == who.cache_keys.get(ex.id)
+            and rows[ex.id].content_hash == who.content_hash]
+
+
+def report_of(rows: list[ResultRow], submission: str = "") -> GradeReport:
+    """Rebuild a :class:`GradeReport` from gradebook rows (for the feedback page)."""
+    exercises = [ExerciseResult(id=r.exercise, score=r.score, max_score=r.max_score, status=r.status,
+                                duration_s=r.duration_s, bonus=r.bonus, message=r.message,
+                                tests=[TestResult(t["name"], bool(t["passed"]), float(t["points"]), float(t["max_points"]),
+                                                  t.get("message", "")) for t in r.tests])
+                 for r in rows]
+    score, max_score = total(exercises)
+    isolations = sorted({r.isolation for r in rows if r.isolation})
+    return GradeReport(score=score, max_score=max_score,
+                       grader_version=rows[0].grader_build if rows else __version__,
+                       isolation=", ".join(isolations) or "none", duration_s=sum(r.duration_s for r in rows),
+                       exercises=exercises, submission=submission, content_hash=rows[0].content_hash if rows else "")
+
+
+def gradescope_results(rows: list[ResultRow]) -> dict[str, Any]:
+    """Gradescope's ``results.json``: one test per exercise, its output the status and what failed."""
+    tests = []
+    for r in rows:
+        lines = [f"{r.status}: {r.score:.4g} / {r.max_score:g} points"]
+        if r.message:
+            lines.append(r.message)
+        for t in r.tests:
+            if not t["passed"] and t.get("message") != r.message:
+                lines.append(f"- {t['name']}: {t.get('message', '')}")
+        tests.append({"name": r.exercise + (" (bonus)" if r.bonus else ""), "score": round(r.score, 4),
+                      "max_score": round(r.max_score, 4), "status": "passed" if r.status == "passed" else "failed",
+                      "output": "\n".join(lines)})
+    return {"score": round(sum(r.score for r in rows), 4), "execution_time": round(sum(r.duration_s for r in rows), 3),
+            "tests": tests}
+
+
+def write_exports(gb: Gradebook, course: Course, students: list[StudentKeys], out: Path) -> dict[str, Path]:
+    """Write ``grades.csv``, ``gradescope/<student>/results.json`` and ``feedback/<student>.html``."""
+    out = Path(out)
+    (out / "gradescope").mkdir(parents=True, exist_ok=True)
+    (out / "feedback").mkdir(parents=True, exist_ok=True)
+    csv_path = out / "grades.csv"
+    tmp = csv_path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student", *course.ids, "total"])
+        for who in sorted(students, key=lambda s: s.student):
+            rows = current_rows(gb, course, who)
+            by_id = {r.exercise: r for r in rows}
+            writer.writerow([who.student, *(f"{by_id[i].score:g}" if i in by_id else "" for i in course.ids),
+                             f"{sum(r.score for r in rows):g}" if rows else ""])
+            if not rows:
+                continue
+            _write_atomic(out / "gradescope" / who.student / "results.json",
+                          json.dumps(gradescope_results(rows), indent=2) + "\n")
+            _write_atomic(out / "feedback" / f"{who.student}.html", html_page(report_of(rows, who.student)))
+    tmp.replace(csv_path)
+    return {"csv": csv_path, "gradescope": out / "gradescope", "feedback": out / "feedback"}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

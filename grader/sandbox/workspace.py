@@ -1,0 +1,106 @@
+"""A worker's private temporary directory: a copy of the student's files and of the worker runtime.
+
+Layout (host side; the sandbox sees ``student/`` and ``runtime/`` read-only)::
+
+    grader-worker-XXXX/
+      student/<package>/__init__.py, *.py     the student's modules (copied, regular files only)
+      runtime/_grader_sandbox/*.py            the worker entry point and its helpers (nothing else)
+      scratch/                                writable by the worker (Landlock / unsandboxed modes)
+
+``student_dir`` may hold ``<package>/*.py`` or the ``*.py`` files themselves; either way the worker
+imports them as the package ``<package>`` and a module's relative imports reach only the student's
+own siblings. The package's ``__init__.py`` is always the grader's own (empty): nothing runs on
+package import, and a broken module costs only the exercises that import it. Symbolic links,
+``__pycache__`` and non-``.py`` files are not copied, so the copy never points outside itself and
+the student's original directory is never written to.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Worker-side modules copied into the sandbox (never launcher code, never anything from grader.suites).
+RUNTIME_FILES = ("worker.py", "wire.py", "guard.py", "seccomp.py", "landlock.py", "torch_ops.py")
+RUNTIME_PACKAGE = "_grader_sandbox"
+
+MAX_FILES = 2000
+MAX_BYTES = 32 * 2**20
+
+
+class WorkspaceError(Exception):
+    """The student's directory cannot be laid out (missing, too large, bad package name)."""
+
+
+@dataclass
+class Workspace:
+    root: Path
+    student: Path  # contains <package>/
+    runtime: Path  # contains _grader_sandbox/
+    scratch: Path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _copy_tree(src: Path, dst: Path, recursive: bool) -> tuple[int, int]:
+    """Copy the regular ``*.py`` files of ``src`` (and of its package subdirectories if ``recursive``)."""
+    files = size = 0
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        rel = Path(dirpath).relative_to(src)
+        dirnames[:] = [d for d in dirnames if recursive and d != "__pycache__" and d.isidentifier()
+                       and not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            if not name.endswith(".py"):
+                continue
+            s = os.path.join(dirpath, name)
+            st = os.lstat(s)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            files += 1
+            size += st.st_size
+            if files > MAX_FILES or size > MAX_BYTES:
+                raise WorkspaceError(f"the submission has more than {MAX_FILES} files or {MAX_BYTES} bytes of Python")
+            out = dst / rel / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(s, "rb") as fi, open(out, "wb") as fo:
+                shutil.copyfileobj(fi, fo)
+            os.chmod(out, 0o644)
+    return files, size
+
+
+def create_workspace(student_dir: Path, package: str) -> Workspace:
+    """Lay out a fresh workspace for one worker."""
+    if not package.isidentifier():
+        raise WorkspaceError(f"bad package name {package!r}")
+    student_dir = Path(student_dir)
+    if not student_dir.is_dir():
+        raise WorkspaceError(f"student directory {student_dir} does not exist")
+    root = Path(tempfile.mkdtemp(prefix="grader-worker-"))
+    ws = Workspace(root=root, student=root / "student", runtime=root / "runtime", scratch=root / "scratch")
+    try:
+        pkg = ws.student / package
+        pkg.mkdir(parents=True)
+        inner = student_dir / package
+        src = inner if inner.is_dir() and not inner.is_symlink() else student_dir
+        _copy_tree(src, pkg, recursive=src is not student_dir)
+        (pkg / "__init__.py").write_text('"""The submission under grading."""\n')  # never the student's own
+        rt = ws.runtime / RUNTIME_PACKAGE
+        rt.mkdir(parents=True)
+        here = Path(__file__).parent
+        for name in RUNTIME_FILES:
+            shutil.copyfile(here / name, rt / name)
+        (rt / "__init__.py").write_text('"""Worker runtime copied in by the grader launcher."""\n')
+        ws.scratch.mkdir()
+        for d in (root, ws.student, ws.runtime, rt, ws.scratch):
+            os.chmod(d, 0o755)
+        for dirpath, dirnames, _ in os.walk(ws.student):
+            os.chmod(dirpath, 0o755)
+        os.chmod(ws.scratch, 0o777)
+    except BaseException:
+        ws.remove()
+        raise
+    return ws

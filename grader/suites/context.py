@@ -1,0 +1,116 @@
+"""What a check sees: the student's functions behind the sandbox, the reference beside it."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from coursekit.course import Course, Exercise
+from grader.sandbox.launcher import Build
+
+from .base import Fail, InternalError, NotImplementedYet, StudentRaised, WorkerStopped, assert_array_matches, describe
+from .tolerances import REFERENCE_VS_ORACLE
+
+
+class Context:
+    """One exercise's view of the world during grading (trusted side)."""
+
+    def __init__(self, worker: Any, exercise: Exercise, course: Course):
+        self.worker = worker
+        self.exercise = exercise
+        self.course = course
+        #: Informational lines a check adds to its result (e.g. the accuracy reached).
+        self.notes: list[str] = []
+
+    def note(self, line: str) -> None:
+        self.notes.append(line)
+
+    # -- the student's side ----------------------------------------------------------------
+    def _call(self, function: str, args: tuple, kwargs: dict):
+        r = self.worker.call(self.exercise.module, function, args=list(args), kwargs=dict(kwargs))
+        self._unwrap(r)
+        return r
+
+    def student(self, function: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the student's ``function`` in the worker; raises StudentRaised / WorkerStopped."""
+        return self._call(function, args, kwargs).value
+
+    def student_checked(self, function: str, *args: Any, **kwargs: Any) -> tuple[Any, tuple[str, ...]]:
+        """Like :meth:`student`, also naming the input arrays the call modified in place (checked in the worker)."""
+        r = self._call(function, args, kwargs)
+        return r.value, tuple(r.mutated)
+
+    def _unwrap(self, r: Any) -> Any:
+        if r.status == "ok":
+            return r.value
+        if r.status == "not_implemented":
+            raise NotImplementedYet(r.error.message if r.error is not None else "not implemented yet")
+        if r.status == "error":
+            raise StudentRaised(r.error.type, r.error.message, r.error.traceback)
+        raise WorkerStopped(r.status, r.error.message if r.error is not None else r.status)
+
+    @staticmethod
+    def noncontiguous(array: np.ndarray) -> np.ndarray:
+        """The same values as a strided (non-contiguous) view; the wire keeps that layout for the student."""
+        wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],), dtype=array.dtype)
+        wide[..., ::2] = array
+        return wide[..., ::2]
+
+    def build(self, builder: str) -> Any:
+        """An argument that stands for ``<module>.<builder>()`` built inside the worker."""
+        return Build(builder)
+
+    def describe_model(self, builder: str, input_shape: tuple[int, ...]) -> dict:
+        return self._unwrap(self.worker.describe_model(module=self.exercise.module, builder=builder, input_shape=input_shape))
+
+    def train_and_predict(self, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray) -> Any:
+        return self._unwrap(self.worker.train_and_predict(module=self.exercise.module, train_images=train_images,
+                                                          train_labels=train_labels, test_images=test_images))
+
+    # -- the trusted side ------------------------------------------------------------------
+    def reference(self, function: str) -> Callable[..., Any]:
+        module = importlib.import_module(f"{self.course.reference_package}.{self.exercise.module}")
+        return getattr(module, function)
+
+    def expected(self, function: str, oracle: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The reference's answer, cross-checked with an independent oracle."""
+        ref = self.reference(function)(*args, **kwargs)
+        want = oracle(*args, **kwargs)
+        refs = ref if isinstance(ref, tuple) else (ref,)
+        wants = want if isinstance(want, tuple) else (want,)
+        for r, w in zip(refs, wants):
+            r64, w64 = np.asarray(r, dtype=np.float64), np.asarray(w, dtype=np.float64)
+            rtol, atol = (1e-5, 1e-5) if np.asarray(r).dtype == np.float32 else REFERENCE_VS_ORACLE
+            scale = max(float(np.max(np.abs(w64), initial=0.0)), 1.0)
+            if r64.shape != w64.shape or not np.allclose(r64, w64, rtol=rtol, atol=atol * scale):
+                raise InternalError(f"the reference {self.exercise.module}.{function} disagrees with its oracle on {describe(args)[:300]}")
+        return ref
+
+    # -- one comparison --------------------------------------------------------------------
+    def compare(self, function: str, args: tuple, kwargs: dict, expected: Any, *, what: str, inputs: str,
+                hint: Optional[Callable[[np.ndarray, np.ndarray], Optional[str]]] = None) -> None:
+        """Call the student, compare each returned array with ``expected``, check inputs untouched."""
+        try:
+            got, mutated = self.student_checked(function, *args, **kwargs)
+        except StudentRaised as exc:
+            raise Fail(f"{what} raised {exc.type_name}: {exc.message} for {inputs}", inputs=inputs) from None
+        if isinstance(expected, tuple):
+            if not isinstance(got, tuple) or len(got) != len(expected):
+                raise Fail(f"{what}: expected a tuple of {len(expected)} arrays, got {describe(got)[:200]} for {inputs}")
+            for i, (g, e) in enumerate(zip(got, expected)):
+                assert_array_matches(g, np.asarray(e), what=f"{what} (item {i + 1} of the result)", inputs=inputs, hint=hint)
+        else:
+            assert_array_matches(got, np.asarray(expected), what=what, inputs=inputs, hint=hint)
+        if mutated:
+            raise Fail(f"{what}: your function changed its input ({', '.join(mutated)}) in place; work on a copy instead (np.pad, "
+                       f"astype and arithmetic return new arrays)")
+
+    def expect_value_error(self, function: str, *args: Any, why: str, **kwargs: Any) -> None:
+        try:
+            got = self.student(function, *args, **kwargs)
+        except StudentRaised as exc:
+            if exc.type_name == "ValueError":
+                return
+            raise Fail(f"{function} with {why} raised {exc.type_name}: {exc.message}; expected ValueError naming the shapes") from None
+        raise Fail(f"{function} with {why} returned {describe(got)[:200]}; expected a ValueError")

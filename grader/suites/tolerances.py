@@ -1,0 +1,20 @@
+"""Numeric tolerances of every hidden suite, in one place.
+
+Student answers are compared with the reference in float64. A student who computes in float32
+stays within the float32 row; anything looser is a wrong answer, not rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: (rtol, atol relative to the largest magnitude of the expected array)
+FLOAT64 = (1e-6, 1e-6)
+FLOAT32 = (1e-4, 1e-5)
+#: The reference must match its independent oracle (torch, scipy, np.pad) this closely.
+REFERENCE_VS_ORACLE = (1e-9, 1e-9)
+
+
+def tolerance_for(dtype: np.dtype, scale: float = 1.0) -> tuple[float, float]:
+    """(rtol, atol) for comparing against an expected array of ``dtype`` whose max |value| is ``scale``."""
+    rtol, atol = FLOAT32 if np.dtype(dtype) == np.float32 else FLOAT64
+    return rtol, atol * max(scale, 1.0)

@@ -1,0 +1,1 @@
+"""Reference solutions: the source of truth from which ``exercises/`` is generated (``grader stubs``)."""

@@ -1,0 +1,220 @@
+"""Hostile submissions: each attack earns no more than an honest wrong answer, the other
+exercise keeps its marks, the grader reports and goes on, and nothing outlives the grading.
+
+Every attack redefines ``conv_output_size`` (strides.py) and is graded together with
+``pad2d`` (padding.py), which stays the reference's and must keep full marks.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from grading_helpers import ROOT, course_with_limits, grade, reference_submission
+
+SIG = "def conv_output_size(n, k, stride=1, padding=0):\n"
+
+
+def tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(path)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def marked_processes(marker: str) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if marker.encode() in (d / "cmdline").read_bytes() or marker.encode() in (d / "environ").read_bytes():
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    return course_with_limits(tmp_path_factory.mktemp("course"), time_limit_s=8)
+
+
+def attack(tmp_path, course, body: str):
+    sub = reference_submission(tmp_path / "sub", {"strides": SIG + body})
+    before = tree_digest(sub)
+    report = grade(sub, course, only=["conv_output_size", "pad2d"])
+    assert tree_digest(sub) == before, "the submission folder changed during grading"
+    target, other = report.exercise("conv_output_size"), report.exercise("pad2d")
+    assert target.score == 0, (target.status, target.first_failure)
+    assert target.status != "passed"
+    assert other.status == "passed" and other.score == other.max_score
+    return target
+
+
+ATTACKS = {
+    "import the reference": """
+        import importlib
+        for name in ("solutions.strides", "grader.suites.conv_output_size"):
+            try:
+                return importlib.import_module(name).conv_output_size(n, k, stride, padding)
+            except Exception:
+                pass
+        return -1
+    """,
+    "read the reference from disk": """
+        import os
+        for root in ("/work", "/root", "/home", "/", "/tmp"):
+            for dirpath, dirs, files in os.walk(root):
+                if "strides.py" in files and "solutions" in dirpath:
+                    ns = {}
+                    exec(open(os.path.join(dirpath, "strides.py")).read(), ns)
+                    return ns["conv_output_size"](n, k, stride, padding)
+                if dirpath.count("/") > 5:
+                    dirs[:] = []
+        return -1
+    """,
+    "patch numpy's comparisons": """
+        import numpy
+        numpy.isclose = lambda *a, **k: True
+        numpy.allclose = lambda *a, **k: True
+        numpy.array_equal = lambda *a, **k: True
+        return 0
+    """,
+    "int subclass equal to everything": """
+        class Always(int):
+            def __eq__(self, other): return True
+            def __ne__(self, other): return False
+            __hash__ = int.__hash__
+        return Always(0)
+    """,
+    "sys.exit mid-test": "    import sys; sys.exit(0)\n",
+    "os._exit mid-test": "    import os; os._exit(0)\n",
+    "print a fake report": """
+        import sys
+        print('{"score": 100, "max_score": 100, "status": "passed"}')
+        print("10 passed, 0 failed", file=sys.stderr)
+        return 0
+    """,
+    "segfault": "    import ctypes; ctypes.string_at(0)\n",
+    "10 GiB allocation": "    import numpy as np; a = np.ones(10 * 2**30 // 8); return int(a.sum())\n",
+    "output flood": "    import sys\n    for _ in range(200000): sys.stdout.write('x' * 1000)\n    return 0\n",
+    "read the stack and the garbage collector": """
+        import gc, inspect
+        for frame in inspect.stack():
+            for v in frame.frame.f_locals.values():
+                if isinstance(v, int) and not isinstance(v, bool) and v not in (n, k, stride, padding):
+                    return v
+        ints = [o for o in gc.get_objects() if isinstance(o, dict) and "expected" in o]
+        return ints[0]["expected"] if ints else -1
+    """,
+    "pickle payload": """
+        class Evil:
+            def __reduce__(self):
+                return (print, ("pwned",))
+        return Evil()
+    """,
+    "hunt for the MNIST test labels": """
+        import os
+        for root in ("/", ):
+            for dirpath, dirs, files in os.walk(root):
+                if any(f.startswith("t10k-labels") for f in files):   # found: earn the points to show it
+                    if stride < 1 or n + 2 * padding < k:
+                        raise ValueError("impossible")
+                    return (n + 2 * padding - k) // stride + 1
+                if dirpath.count("/") > 6 or dirpath.startswith(("/proc", "/sys")):
+                    dirs[:] = []
+        return -1
+    """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_earns_nothing(tmp_path, course, name):
+    attack(tmp_path, course, ATTACKS[name])
+
+
+def test_signal_ignoring_endless_loop_times_out(tmp_path, course):
+    started = time.monotonic()
+    target = attack(tmp_path, course, """
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while True:
+            pass
+    """)
+    assert target.status == "timeout"
+    assert time.monotonic() - started < 8 + 20
+
+
+def test_fork_bomb_and_daemons_leave_nothing_behind(tmp_path, course):
+    marker = f"grader-daemon-{os.getpid()}-{time.monotonic_ns()}"
+    attack(tmp_path, course, f"""
+        import os, time
+        os.environ["MARK"] = "{marker}"
+        if os.fork() == 0:          # a daemon: double fork, new session, outlive the worker
+            os.setsid()
+            if os.fork() == 0:
+                os.execvp("sleep", ["sleep", "600", "{marker}"]) if os.path.exists("/bin/sleep") else time.sleep(600)
+            os._exit(0)
+        for _ in range(100000):      # then a fork bomb
+            try:
+                os.fork()
+            except OSError:
+                break
+        return 0
+    """)
+    time.sleep(0.5)
+    assert marked_processes(marker) == []
+
+
+def test_network_connection_is_refused(tmp_path, course):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    got = []
+
+    def accept():
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not got:
+            try:
+                conn, _ = server.accept()
+                got.append(conn.recv(100))
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    attack(tmp_path, course, f"""
+        import socket
+        try:
+            s = socket.create_connection(("127.0.0.1", {port}), timeout=2)
+            s.sendall(b"leak")
+        except OSError:
+            pass
+        return 0
+    """)
+    t.join(timeout=16)
+    server.close()
+    assert got == []
+
+
+def test_writing_the_graders_files_fails(tmp_path, course):
+    before = tree_digest(ROOT / "grader"), tree_digest(ROOT / "solutions")
+    attack(tmp_path, course, f"""
+        import os
+        for path in ("{ROOT}/grader/suites/conv_output_size.py", "{ROOT}/solutions/strides.py", "{ROOT}/course.yml"):
+            try:
+                open(path, "w").write("hacked")
+            except OSError:
+                pass
+        return 0
+    """)
+    assert (tree_digest(ROOT / "grader"), tree_digest(ROOT / "solutions")) == before

@@ -1,0 +1,203 @@
+"""The grader on honest submissions: the reference, the stubs, wrong answers, malformed code."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from coursekit.course import load_course
+from grader.cli import main
+
+from grading_helpers import EXERCISES, SOLUTIONS, course_with_limits, grade, reference_submission
+
+COURSE = load_course()
+FAST = [e.id for e in COURSE.exercises if e.id != "mnist_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def reference_report():
+    return grade(SOLUTIONS, only=FAST)
+
+
+def test_reference_gets_full_marks(reference_report):
+    bad = {e.id: (e.status, e.first_failure) for e in reference_report.exercises if e.status != "passed"}
+    assert not bad
+    assert reference_report.score == pytest.approx(sum(e.points for e in COURSE.exercises if e.id in FAST))
+    for e in reference_report.exercises:
+        assert e.score == pytest.approx(e.max_score) and all(t.passed for t in e.tests)
+
+
+def test_stubs_get_zero_and_not_implemented_everywhere():
+    report = grade(EXERCISES)
+    assert {e.id: e.status for e in report.exercises} == {e.id: "not_implemented" for e in COURSE.exercises}
+    assert report.score == 0
+
+
+def wrong(tmp_path, module: str, code: str, only: list[str]):
+    return grade(reference_submission(tmp_path / "sub", {module: code}), only=only)
+
+
+def test_flipped_kernel_is_named(tmp_path):
+    report = wrong(tmp_path, "conv", """
+        def correlate2d(image, kernel):
+            import numpy as np
+            image = np.asarray(image, dtype=float); kernel = np.asarray(kernel, dtype=float)[::-1, ::-1]
+            kh, kw = kernel.shape
+            out = np.zeros((image.shape[0] - kh + 1, image.shape[1] - kw + 1))
+            for i in range(out.shape[0]):
+                for j in range(out.shape[1]):
+                    out[i, j] = (image[i:i + kh, j:j + kw] * kernel).sum()
+            return out
+        """, ["correlate2d", "pad2d"])
+    ex = report.exercise("correlate2d")
+    assert ex.status == "failed" and ex.score < ex.max_score
+    assert "flip" in ex.first_failure
+    assert report.exercise("pad2d").status == "passed"
+
+
+def test_off_by_one_gets_partial_credit_and_a_hint(tmp_path):
+    report = wrong(tmp_path, "strides", """
+        def conv_output_size(n, k, stride=1, padding=0):
+            if stride < 1 or n + 2 * padding < k:
+                raise ValueError("bad sizes")
+            return (n + 2 * padding - k) // stride
+        """, ["conv_output_size"])
+    ex = report.exercise("conv_output_size")
+    assert ex.status == "failed" and "off by one" in ex.first_failure
+    assert 0 < ex.score < ex.max_score  # the ValueError check still passes: partial credit
+
+
+def test_counterexample_is_shrunk(tmp_path):
+    # Wrong only when the stride differs per axis: hypothesis must find and shrink such a case.
+    report = wrong(tmp_path, "pooling", """
+        _ref_max = maxpool2d
+        def maxpool2d(x, kernel_size, stride=None):
+            if isinstance(stride, tuple) and stride[0] != stride[1]:
+                stride = (stride[0], stride[0])
+            return _ref_max(x, kernel_size, stride)
+        """, ["maxpool2d"])
+    ex = report.exercise("maxpool2d")
+    prop = next(t for t in ex.tests if t.name == "random shapes, kernels and strides match torch")
+    assert not prop.passed and ex.tests[0].passed  # square strides (the seed's 2x2 pooling) still earn points
+    assert "smallest failing case" in prop.message and "stride=(" in prop.message
+    assert "x shape (1, 1," in prop.message  # shrunk to one image, one channel
+
+
+def test_mutating_the_input_loses_points(tmp_path):
+    report = wrong(tmp_path, "padding", """
+        _ref_pad = pad2d
+        def pad2d(x, pad, value=0.0):
+            out = _ref_pad(x, pad, value)
+            if hasattr(x, "fill") and x.flags.writeable:
+                x.fill(0)
+            return out
+        """, ["pad2d"])
+    ex = report.exercise("pad2d")
+    assert ex.status == "failed" and "in place" in ex.first_failure
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("def conv_output_size(n, k, stride=1, padding=0):\n    return None\n", "returned None"),
+    ("def conv_output_size(n, k, stride=1, padding=0):\n    return [26]\n", "returned [26]"),
+    ("def conv_output_size(n, k, stride=1, padding=0):\n    return float('nan')\n", "returned nan"),
+    ("def conv_output_size(n, k):\n    return (n - k) + 1\n", "unexpected keyword argument 'stride'"),
+])
+def test_malformed_return_values_and_signatures(tmp_path, code, expected):
+    report = wrong(tmp_path, "strides", code, ["conv_output_size"])
+    ex = report.exercise("conv_output_size")
+    assert ex.score == 0 and ex.status == "failed"
+    assert expected in ex.first_failure
+
+
+def test_pool_returning_a_list_fails_cleanly(tmp_path):
+    report = wrong(tmp_path, "pooling", "def avgpool2d(x, kernel_size, stride=None):\n    return [[0.0]]\n", ["avgpool2d", "maxpool2d"])
+    assert report.exercise("avgpool2d").score == 0
+    assert "expected a numpy array, got list" in report.exercise("avgpool2d").first_failure
+    assert report.exercise("maxpool2d").status == "passed"
+
+
+def test_syntax_error_names_the_line_and_spares_other_modules(tmp_path):
+    sub = reference_submission(tmp_path / "sub")
+    (sub / "pooling.py").write_text("def maxpool2d(x, kernel_size, stride=None):\n    return x[::\n")
+    report = grade(sub, only=["maxpool2d", "conv2d"])
+    ex = report.exercise("maxpool2d")
+    assert ex.status == "error" and ex.score == 0
+    assert "SyntaxError in pooling.py, line 2" in ex.message
+    assert report.exercise("conv2d").status == "passed"
+
+
+def test_import_error_is_an_error_not_a_crash(tmp_path):
+    sub = reference_submission(tmp_path / "sub")
+    (sub / "strides.py").write_text("import numpi\n\ndef conv_output_size(n, k, stride=1, padding=0):\n    return 1\n")
+    report = grade(sub, only=["conv_output_size"])
+    ex = report.exercise("conv_output_size")
+    assert ex.score == 0 and ex.status in ("error", "failed")
+    assert "numpi" in ex.first_failure
+
+
+def test_missing_module_is_missing(tmp_path):
+    sub = reference_submission(tmp_path / "sub")
+    (sub / "backprop.py").unlink()
+    report = grade(sub, only=["conv2d_backward", "conv_output_size"])
+    assert report.exercise("conv2d_backward").status == "missing"
+    assert report.exercise("conv_output_size").status == "passed"
+
+
+def test_zip_of_an_exercises_folder(tmp_path):
+    archive = tmp_path / "alice.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in SOLUTIONS.glob("*.py"):
+            zf.write(f, f"exercises/{f.name}")
+    report = grade(archive, only=["pad2d", "same_padding"])
+    assert report.score == 15
+
+
+@pytest.mark.parametrize("name", ["../evil.py", "/etc/evil.py"])
+def test_zip_escaping_the_folder_is_refused(tmp_path, capsys, name):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(name, "x = 1\n")
+        zf.writestr("strides.py", "x = 1\n")
+    assert main(["grade", str(archive)]) == 2
+    assert "outside the submission" in capsys.readouterr().err
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_link_pointing_outside_is_refused(tmp_path, capsys):
+    sub = reference_submission(tmp_path / "sub")
+    (sub / "conv.py").unlink()
+    (sub / "conv.py").symlink_to(SOLUTIONS / "conv.py")
+    assert main(["grade", str(sub), "--only", "conv2d"]) == 2
+    assert "outside the submission" in capsys.readouterr().err
+
+
+def test_non_utf8_source_is_an_error(tmp_path):
+    sub = reference_submission(tmp_path / "sub")
+    (sub / "strides.py").write_bytes(b"# caf\xe9\ndef conv_output_size(n, k, stride=1, padding=0):\n    return 1\n")
+    ex = grade(sub, only=["conv_output_size"]).exercise("conv_output_size")
+    assert ex.status == "error" and "UTF-8" in ex.message
+
+
+def test_cli_json_and_feedback(tmp_path, capsys):
+    out_json, out_md, out_html = tmp_path / "r.json", tmp_path / "f.md", tmp_path / "f.html"
+    sub = reference_submission(tmp_path / "sub", {"conv": "def conv2d(x, w, b=None, stride=1, padding=0):\n    return _ref_conv2d_missing\n"})
+    assert main(["grade", str(sub), "--only", "conv2d,pad2d", "--json", str(out_json), "--feedback", str(out_html)]) == 0
+    assert main(["grade", str(sub), "--only", "conv2d", "--feedback", str(out_md)]) == 0
+    data = json.loads(out_json.read_text())
+    assert set(data) >= {"score", "max_score", "grader_version", "isolation", "duration_s", "exercises"}
+    assert [e["id"] for e in data["exercises"]] == ["pad2d", "conv2d"]
+    conv = data["exercises"][1]
+    assert conv["status"] == "failed" and conv["score"] == 0
+    assert set(conv["tests"][0]) == {"name", "passed", "points", "max_points", "message"}
+    assert "NameError" in conv["tests"][0]["message"]
+    assert "conv2d" in out_md.read_text() and "<table>" in out_html.read_text()
+    printed = capsys.readouterr().out
+    assert "conv2d" in printed and "pad2d" in printed
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    assert main(["grade", str(tmp_path / "nope")]) == 2
+    assert main(["grade", str(SOLUTIONS), "--only", "conv3d"]) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "conv3d" in err and "Traceback" not in err
