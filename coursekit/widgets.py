@@ -404,6 +404,10 @@ def _widgets():
     return ipywidgets
 
 
+#: the images keep their own height (a flex row would stretch them to the tallest)
+_TOP = {"align_items": "flex-start"}
+
+
 def _message_html(messages: Sequence[str]) -> str:
     return "<br>".join(html.escape(m) for m in messages)
 
@@ -486,7 +490,7 @@ class ConvExplorer(_Explorer):
         controls = w.VBox([w.HBox([self.image, self.digit]), w.HBox([self.kernel]), self.custom,
                            self.stride, self.padding, w.HBox([self.position, self.play])])
         self.widget = self._tag(w.VBox([controls, self.formula, self.value, self.message,
-                                        w.HBox([self.input_view, self.output_view])]), "root")
+                                        w.HBox([self.input_view, self.output_view], layout=_TOP)]), "root")
         self.widget.add_class(self.css)
         self._init_guard()
         self._set_cells(KERNEL_PRESETS.get(kernel, np.eye(3)))
@@ -595,7 +599,7 @@ class PoolExplorer(_Explorer):
         self.output_view = self._tag(w.Image(format="png"), "output")
         controls = w.VBox([w.HBox([self.image, self.digit]), self.mode, self.size, self.stride, self.position])
         self.widget = self._tag(w.VBox([controls, self.formula, self.value, self.message,
-                                        w.HBox([self.input_view, self.output_view])]), "root")
+                                        w.HBox([self.input_view, self.output_view], layout=_TOP)]), "root")
         self.widget.add_class(self.css)
         self._init_guard()
         self.frame: Optional[PoolFrame] = None
@@ -726,7 +730,7 @@ class FeatureMapViewer(_Explorer):
         self.digit_view = self._tag(w.Image(format="png"), "digit-image")
         self.maps_view = self._tag(w.Image(format="png"), "maps")
         self.widget = self._tag(w.VBox([w.HBox([self.digit, self.layer]), self.caption,
-                                        w.HBox([self.digit_view, self.maps_view])]), "root")
+                                        w.HBox([self.digit_view, self.maps_view], layout=_TOP)]), "root")
         self.widget.add_class(self.css)
         self._init_guard()
         self.update()
@@ -812,10 +816,14 @@ def layer_shapes(model, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> list[L
     return table
 
 
+def _field_text(side: int) -> str:
+    return f"{side}×{side}" if side else "—"
+
+
 def _shape_table_html(title: str, rows: Sequence[LayerShape]) -> str:
     body = "".join(
         f"<tr><td>{r.name}</td><td>{' × '.join(map(str, r.shape))}</td><td style='text-align:right'>{r.values:,}</td>"
-        f"<td style='text-align:right'>{r.params:,}</td><td style='text-align:right'>{f"{r.receptive_field}×{r.receptive_field}" if r.receptive_field else "—"}</td></tr>"
+        f"<td style='text-align:right'>{r.params:,}</td><td style='text-align:right'>{_field_text(r.receptive_field)}</td></tr>"
         for r in rows)
     total = sum(r.params for r in rows)
     return (f"<table><caption><b>{html.escape(title)}</b></caption><tr><th>layer</th><th>output (C × H × W)</th>"

@@ -42,7 +42,8 @@ class Recipe:
     ``schedule="one_cycle"`` (Smith & Topin's *1cycle*, :class:`torch.optim.lr_scheduler.OneCycleLR`) warms the
     rate up from ``learning_rate / 25`` to ``learning_rate`` during the first ``warmup`` share of the steps, then
     anneals it (cosine) to almost zero: a large rate early moves fast, a tiny rate at the end settles the weights,
-    which is why a couple of passes suffice.
+    which is why a couple of passes suffice. ``label_smoothing`` softens the one-hot targets, so the model is
+    not pushed towards ever more confident logits on digits it already gets right.
     """
 
     optimizer: str  # "rmsprop" or "adam"
@@ -51,14 +52,17 @@ class Recipe:
     batch_size: int
     schedule: str = "constant"  # or "one_cycle"
     warmup: float = 0.25  # one_cycle only: share of the steps spent warming up
+    label_smoothing: float = 0.0  # s > 0: target 1 - s + s/10 for the true digit, s/10 for the others
 
 
 RECIPES: dict[str, Recipe] = {
     # The book's recipe: model.compile(optimizer='rmsprop', ...); model.fit(..., epochs=5, batch_size=64).
     # Keras's RMSprop defaults are lr=1e-3, rho=0.9, epsilon=1e-7 (torch: alpha=0.9, eps=1e-7). 0.9927 in the book.
     "seed": Recipe(optimizer="rmsprop", learning_rate=1e-3, epochs=5, batch_size=64),
-    # The reference's default: Adam with a one-cycle schedule, two passes. See benchmarks/train_mnist.py.
-    "fast": Recipe(optimizer="adam", learning_rate=3e-3, epochs=2, batch_size=64, schedule="one_cycle"),
+    # The reference's default: Adam with a one-cycle schedule and label smoothing, two passes: >= 0.991 on
+    # seeds 0-4 (without smoothing, seeds 0 and 1 scored about 0.1 % lower). See benchmarks/train_mnist.py.
+    "fast": Recipe(optimizer="adam", learning_rate=3e-3, epochs=2, batch_size=64, schedule="one_cycle",
+                   label_smoothing=0.1),
 }
 
 

@@ -27,6 +27,7 @@ import socket
 import tempfile
 import time
 import uuid
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -208,8 +209,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             if not _MODULE_NAME.fullmatch(name):
                 raise ValueError(f"bad module name {name!r} in job")
             (package_dir / f"{name}.py").write_bytes(data)
-        report = grade_submission(tmp, course, only=job["exercises"], allow_unsandboxed=job["allow_unsandboxed"],
-                                  threads=job["threads"])
+        with warnings.catch_warnings():  # library deprecation notices would only garble the progress display
+            warnings.simplefilter("ignore")
+            report = grade_submission(tmp, course, only=job["exercises"], allow_unsandboxed=job["allow_unsandboxed"],
+                                      threads=job["threads"])
         return {**base, "ok": True, "report": report.to_json(), "wall_s": time.monotonic() - started}
     except Exception as exc:  # GraderInternalError, WorkerError (no sandbox), a bug: no score for this student
         return {**base, "ok": False, "error": f"{type(exc).__name__}: {exc}", "wall_s": time.monotonic() - started}
@@ -373,10 +376,10 @@ class _Available:
 class ClassRun:
     """One ``grade-all``: plan against the gradebook, grade what is missing, record, export."""
 
-    def __init__(self, course: Course, out: Path, exercises: list[Exercise], force: bool = False,
-                 allow_unsandboxed: bool = False, command: str = "grade-all") -> None:
-        self.course, self.out, self.exercises = course, Path(out), exercises
-        self.force, self.allow_unsandboxed, self.command = force, allow_unsandboxed, command
+    def __init__(self, course: Course, exercises: list[Exercise], force: bool = False,
+                 allow_unsandboxed: bool = False) -> None:
+        self.course, self.exercises = course, exercises
+        self.force, self.allow_unsandboxed = force, allow_unsandboxed
         self.build = grader_build()
         self.plans: dict[str, StudentPlan] = {}
         self.available: dict[str, _Available] = {}     # cache key -> result usable this run
@@ -581,7 +584,7 @@ def grade_all(submissions_dir: Path, course: Course, out: Path = Path("grades"),
         backend = backend or (_connect(scheduler) if scheduler else PoolBackend(workers))
         run_id = gb.start_run(grader_build(), command, backend.workers, scheduler)
         summary = RunSummary(run_id=run_id, students=len(subs), backend=backend.name, workers=backend.workers, notes=notes)
-        run = ClassRun(course, out, exercises, force, allow_unsandboxed, command)
+        run = ClassRun(course, exercises, force, allow_unsandboxed)
         console = Console(stderr=True)
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("failures: {task.fields[failures]}"), TimeElapsedColumn(), TextColumn("left:"),

@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true", help="only report drift; exit 1 when exercises/ is out of date")
     r = sub.add_parser("release", help="write what students get (stubs, public tests, notebooks, kit) into OUT")
     r.add_argument("out", type=Path)
+    nb = sub.add_parser("nbgrader", help="nbgrader course set-up").add_subparsers(dest="nbgrader_command", required=True)
+    ni = nb.add_parser("init", help="write an nbgrader course (config, source/NAME/) whose autograder cells use this grader")
+    ni.add_argument("course_dir", type=Path)
+    ni.add_argument("--assignment", default="convnets", help="assignment name (default: convnets)")
+    ni.add_argument("--only", help="comma-separated exercise ids to autograde (default: all)")
     return p
 
 
@@ -113,6 +118,12 @@ def _stubs(args: argparse.Namespace, course) -> int:
     return 0
 
 
+def _nbgrader(args: argparse.Namespace, course) -> int:
+    from .nbgrader import command
+
+    return command(args, course)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -120,7 +131,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except CourseConfigError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return 2
-    handlers = {"grade": _grade, "grade-all": _grade_all, "stubs": _stubs, "release": _release}
+    handlers = {"grade": _grade, "grade-all": _grade_all, "stubs": _stubs, "release": _release, "nbgrader": _nbgrader}
     try:
         return handlers[args.command](args, course)
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -107,7 +108,7 @@ def jupyterlab(chromium: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root.mkdir()
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     port, token = _free_port(), secrets.token_hex(16)
-    runtime = state / "runtime"
+    runtime = Path(tempfile.mkdtemp(prefix="jl-"))  # kernels' Unix sockets: the path must stay short
     for name, values in LAB_SETTINGS.items():
         target = state / "settings" / f"{name}.jupyterlab-settings"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +120,7 @@ def jupyterlab(chromium: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
                "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--LabApp.extension_manager=readonly"]
+               "--LabApp.extension_manager=readonly", "--KernelManager.transport=ipc"]
     if os.geteuid() == 0:  # CI and containers run as root
         command.append("--allow-root")
     log = (tmp_path / "jupyterlab.log").open("wb")
@@ -142,6 +143,7 @@ def jupyterlab(chromium: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         _stop_server(server, base, token, str(runtime))
         log.close()
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _stop_server(server: subprocess.Popen, base: str, token: str, runtime: str) -> None:
@@ -178,6 +180,8 @@ def test_conv_explorer_in_jupyterlab(chromium, jupyterlab):
 
     url, tmp = jupyterlab
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for stale in ARTIFACTS.glob("*"):
+        stale.unlink()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader.class_run import discover, grade_all, run_job
+from grader.class_run import discover, run_job
 from grader.cli import main
 from grader.fingerprint import code_hash, course_hash, grader_build
 from grader.gradebook import Gradebook

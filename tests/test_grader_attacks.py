@@ -207,14 +207,61 @@ def test_network_connection_is_refused(tmp_path, course):
 
 
 def test_writing_the_graders_files_fails(tmp_path, course):
+    targets = [ROOT / "grader" / "suites" / "conv_output_size.py", ROOT / "solutions" / "strides.py", ROOT / "course.yml"]
+    backup = {p: p.read_bytes() for p in targets}  # restored even when a weakened grader lets the attack through
     before = tree_digest(ROOT / "grader"), tree_digest(ROOT / "solutions")
-    attack(tmp_path, course, f"""
-        import os
-        for path in ("{ROOT}/grader/suites/conv_output_size.py", "{ROOT}/solutions/strides.py", "{ROOT}/course.yml"):
-            try:
-                open(path, "w").write("hacked")
-            except OSError:
-                pass
-        return 0
-    """)
-    assert (tree_digest(ROOT / "grader"), tree_digest(ROOT / "solutions")) == before
+    try:
+        attack(tmp_path, course, f"""
+            import os
+            for path in {[str(p) for p in targets]!r}:
+                try:
+                    open(path, "w").write("hacked")
+                except OSError:
+                    pass
+            return 0
+        """)
+        assert (tree_digest(ROOT / "grader"), tree_digest(ROOT / "solutions")) == before
+        assert all(p.read_bytes() == data for p, data in backup.items())
+    finally:
+        for p, data in backup.items():
+            if p.read_bytes() != data:
+                p.write_bytes(data)
+
+
+@pytest.mark.parametrize("code", [
+    # torch computes the right answer, but numpy exercises may not use it
+    """
+    def correlate2d(image, kernel):
+        import importlib
+        torch = importlib.import_module("tor" + "ch")
+        t = torch.nn.functional.conv2d(torch.as_tensor(image, dtype=torch.float64)[None, None],
+                                       torch.as_tensor(kernel, dtype=torch.float64)[None, None])
+        return t[0, 0].numpy()
+    """,
+    # numpy's own 1-D correlate, called through getattr
+    """
+    def correlate2d(image, kernel):
+        import numpy as np
+        image, kernel = np.asarray(image, dtype=float), np.asarray(kernel, dtype=float)
+        kh, kw = kernel.shape
+        rows = [getattr(np, "cor" + "relate")(image[i + r], kernel[r], "valid") for i in range(image.shape[0] - kh + 1) for r in range(kh)]
+        return np.array(rows).reshape(image.shape[0] - kh + 1, kh, -1).sum(axis=1)
+    """,
+    # scipy.signal, hidden behind a caught ImportError
+    """
+    def correlate2d(image, kernel):
+        try:
+            import scipy.signal
+            return scipy.signal.correlate2d(image, kernel, mode="valid")
+        except ImportError:
+            import numpy as np
+            return np.zeros((1, 1))
+    """,
+])
+def test_forbidden_imports_and_calls_score_zero(tmp_path, course, code):
+    sub = reference_submission(tmp_path / "sub", {"conv": code})
+    report = grade(sub, course, only=["correlate2d", "pad2d"])
+    target = report.exercise("correlate2d")
+    assert target.status == "forbidden" and target.score == 0, (target.status, target.first_failure)
+    assert "forbidden" in target.first_failure
+    assert report.exercise("pad2d").status == "passed"

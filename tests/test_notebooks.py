@@ -11,7 +11,9 @@ run against the reference is marked slow.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -351,14 +353,25 @@ def _outputs(notebook) -> tuple[str, list[str]]:
 
 
 def _execute(path: Path, env: dict[str, str], workdir: Path):
+    """Run every cell in a fresh python3 kernel (``allow_errors``: the caller inspects the outputs).
+
+    The kernel talks over Unix sockets in a short temporary folder: TCP ports can clash on a busy
+    machine, and a socket path must stay under ~100 characters.
+    """
     import nbformat
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, kernel_name="python3", timeout=600, allow_errors=True,
-                            resources={"metadata": {"path": str(workdir)}})
-    inline = "module://matplotlib_inline.backend_inline"
-    client.execute(env={**os.environ, "COURSE_QUICK": "1", "MPLBACKEND": inline, **env})
+    sockets = Path(tempfile.mkdtemp(prefix="nb-"))
+    try:
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", connection_file=str(sockets / "kernel.json"))
+        client = NotebookClient(notebook, km=km, kernel_name="python3", timeout=600, allow_errors=True,
+                                resources={"metadata": {"path": str(workdir)}})
+        inline = "module://matplotlib_inline.backend_inline"
+        client.execute(env={**os.environ, "COURSE_QUICK": "1", "MPLBACKEND": inline, **env})
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     return notebook
 
 
