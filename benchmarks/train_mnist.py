@@ -40,6 +40,7 @@ def _load(data_dir: str | None):
 def run_torch(recipe: str, seed: int, data_dir: str | None, threads: int | None) -> dict[str, Any]:
     import torch
 
+    sys.path.insert(0, str(ROOT))
     from solutions import convnet
 
     x_train, y_train, x_test, y_test = _load(data_dir)
@@ -49,7 +50,7 @@ def run_torch(recipe: str, seed: int, data_dir: str | None, threads: int | None)
     history = convnet.train(model, x, y, seed=seed, recipe=recipe, threads=threads)
     plan = convnet.RECIPES[recipe]
     return {"seconds": history["seconds"], "accuracy": convnet.evaluate(model, x_test, y_test),
-            "epochs": plan.epochs, "batch_size": plan.batch_size, "threads": threads or torch.get_num_threads()}
+            "epochs": plan.epochs, "batch_size": plan.batch_size, "threads": history["threads"]}
 
 
 def run_keras(seed: int, data_dir: str | None) -> dict[str, Any]:
@@ -82,7 +83,7 @@ def run_keras(seed: int, data_dir: str | None) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(test_images, test_labels, verbose=0)
     return {"seconds": seconds, "accuracy": float(accuracy), "epochs": 5, "batch_size": 64,
-            "threads": "tf default", "keras": keras.__version__}
+            "threads": "tf", "keras": keras.__version__}
 
 
 def trial(recipe: str, seed: int, data_dir: str | None, threads: int | None) -> dict[str, Any]:
@@ -100,15 +101,15 @@ def trial(recipe: str, seed: int, data_dir: str | None, threads: int | None) -> 
 
 
 def render(results: list[dict[str, Any]], markdown: bool) -> str:
-    header = ["recipe", "framework", "seed", "epochs", "batch", "train s", "test acc"]
+    header = ["recipe", "framework", "seed", "epochs", "batch", "threads", "train s", "test acc"]
     rows = []
     for r in results:
         framework = "Keras/TF" if r["recipe"] == "keras" else "PyTorch"
         if "error" in r:
-            rows.append([r["recipe"], framework, str(r["seed"]), "", "", "error", r["error"][:60]])
+            rows.append([r["recipe"], framework, str(r["seed"]), "", "", "", "error", r["error"][:60]])
         else:
             rows.append([r["recipe"], framework, str(r["seed"]), str(r["epochs"]), str(r["batch_size"]),
-                         f"{r['seconds']:.1f}", f"{r['accuracy']:.4f}"])
+                         str(r["threads"]), f"{r['seconds']:.1f}", f"{r['accuracy']:.4f}"])
     if markdown:
         out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         out += ["| " + " | ".join(row) + " |" for row in rows]

@@ -29,6 +29,7 @@ import time
 import uuid
 import warnings
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -234,6 +235,28 @@ def _pool_worker_init() -> None:
         pass
 
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _thread_env(threads: int) -> Iterator[None]:
+    """Processes started inside inherit a thread cap for the grader's own numpy/torch (oracles, scoring).
+
+    Without it every pool process runs one BLAS/torch thread per core, and N processes oversubscribe.
+    Dask's nanny does the same for its workers (``OMP_NUM_THREADS=1`` and friends).
+    """
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: str(threads) for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _failure(job: dict[str, Any], why: str) -> dict[str, Any]:
     return {"student": job["student"], "ok": False, "error": why, "build": grader_build(), "host": "", "pid": 0}
 
@@ -267,7 +290,8 @@ class PoolBackend:
         tries: Counter[str] = Counter()
         while pending:
             pool = self._start()
-            futures = {pool.submit(run_job, job): student for student, job in pending.items()}
+            with _thread_env(self.threads()):  # processes spawn during submit() and keep this environment
+                futures = {pool.submit(run_job, job): student for student, job in pending.items()}
             broken = False
             for fut in as_completed(futures):
                 student = futures[fut]
@@ -329,7 +353,7 @@ class DaskBackend:
 
         by_key = {}
         for job in jobs:
-            fut = self.client.submit(run_job, job, key=f"grade-{uuid.uuid4().hex}", pure=False, retries=1)
+            fut = self.client.submit(run_job, job, key=f"grade-{uuid.uuid4().hex}", pure=False)
             by_key[fut.key] = job
             self._futures.append(fut)
         for fut in as_completed(self._futures):

@@ -347,8 +347,10 @@ def describe(result, isolation: str) -> str:
              f"{result.status.replace('_', ' ')}" + (f" (sandbox: {isolation})" if isolation else "")]
     if result.message:
         lines.append(_clip(result.message, "  "))
+    if result.status in ("not_implemented", "missing", "forbidden", "timeout"):
+        return "\n".join(lines)  # the message says it all; every test failed the same way
     for test in result.tests:
-        if not test.passed and test.message and test.message != result.message:
+        if not test.passed and test.message and test.message != result.message and not test.message.startswith("not run:"):
             lines.append(f"  ✗ {test.name} ({test.points:g} / {test.max_points:g})")
             lines.append(_clip(test.message, "      "))
     return "\n".join(lines)

@@ -104,7 +104,8 @@ def release(course: Course, out: Path) -> list[Path]:
         (stubs_dir / name).write_text(text, encoding="utf-8")
         written.append(stubs_dir / name)
 
-    written += _copy_tree(root / "tests", out / "tests", ("conftest.py", "public/*.py"))
+    written += _copy_tree(root, out, ("conftest.py",))
+    written += _copy_tree(root / "tests", out / "tests", ("public/*.py",))
     written += _copy_tree(root / "coursekit", out / "coursekit", ("*.py",))
     if (root / "notebooks").is_dir():
         written += _copy_tree(root / "notebooks", out / "notebooks", ("*.ipynb", "*.py"))

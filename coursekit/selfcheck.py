@@ -1,4 +1,7 @@
-"""Self-check plumbing shared by the public tests (this file ships to students).
+"""Self-check plumbing for the public tests, as a pytest plugin (ships to students).
+
+Loaded by the top-level ``conftest.py`` (``pytest_plugins = ["coursekit.selfcheck"]``) so that the
+``--impl`` option exists before pytest reads the command line.
 
 * ``--impl exercises`` (default) tests your stubs; ``--impl solutions`` tests the reference.
 * One marker per exercise id from course.yml: ``pytest -m conv2d``.
