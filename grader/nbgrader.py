@@ -322,19 +322,18 @@ def init_course(course: Course, course_dir: Path, assignment: str = DEFAULT_ASSI
 
 # --------------------------------------------------------------------------- the autograder cell
 @contextlib.contextmanager
-def quiet_stderr() -> Iterator[io.StringIO]:
+def quiet_stderr() -> Iterator[None]:
     """Keep stderr out of the cell while grading: Python's ``sys.stderr``, warnings, and file
     descriptor 2 (which child processes inherit and ipykernel forwards). nbgrader gives 0 points
-    to a cell with any stderr output. Yields a buffer that receives what Python code wrote."""
-    buffer = io.StringIO()
+    to a cell with any stderr output, so what the grader writes there is discarded."""
     sys.stderr.flush()
     saved_fd = os.dup(2)
     try:
-        with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), contextlib.redirect_stderr(buffer):
+        with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             os.dup2(sink.fileno(), 2)
             try:
-                yield buffer
+                yield
             finally:
                 os.dup2(saved_fd, 2)
     finally:

@@ -7,6 +7,7 @@ minutes), with three students: the reference modules, the untouched stubs, and a
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import json
 import os
@@ -38,11 +39,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def nbgrader(course_dir: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
     """Run the real nbgrader CLI in ``course_dir`` (PATH: this environment's bin, where alembic is)."""
-    env = {k: v for k, v in os.environ.items() if k != "COURSE_YML"}
-    env["PYTHONPATH"] = str(ROOT)  # nbgrader and its kernels import this checkout's grader, whatever is installed
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_YML", "PYTHONPATH")}
+    if not installed_grader_is_this_checkout():
+        # nbgrader and its kernels must run this checkout's grader. (PYTHONPATH comes before the kernel's
+        # working folder on sys.path, so it also hides a submitted grader/ package: install with
+        # `pip install -e .` here to test that defence at full strength, as CI does.)
+        env["PYTHONPATH"] = str(ROOT)
     env["PATH"] = path if path is not None else f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
                           capture_output=True, text=True, timeout=900)
+
+
+@functools.lru_cache(maxsize=1)
+def installed_grader_is_this_checkout() -> bool:
+    """True when a fresh interpreter outside the checkout imports ``grader`` from this checkout."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    found = subprocess.run([sys.executable, "-c", "import grader; print(grader.__file__)"], cwd="/", env=env,
+                           capture_output=True, text=True, timeout=120).stdout.strip()
+    return bool(found) and Path(found).resolve().parent == ROOT / "grader"
 
 
 def notebook_solution_lines(source: Path) -> set[str]:
