@@ -201,3 +201,20 @@ def test_cli_usage_errors(tmp_path, capsys):
     assert main(["grade", str(SOLUTIONS), "--only", "conv3d"]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "conv3d" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_reference_training_in_the_sandbox_gets_full_marks():
+    """mnist_accuracy end to end: the reference trains inside the sandbox, predictions are scored here."""
+    report = grade(SOLUTIONS, only=["mnist_accuracy"])
+    ex = report.exercise("mnist_accuracy")
+    assert ex.status == "passed" and ex.score == ex.max_score, ex.first_failure
+    assert "test accuracy 0.99" in ex.tests[0].message
+
+
+def test_untrained_model_earns_no_accuracy_points(tmp_path):
+    """A train() that does nothing leaves a random model: about 10 % accuracy, zero points."""
+    report = wrong(tmp_path, "convnet", "def train(model, images, labels, epochs=5, batch_size=64, seed=0, **kwargs):\n    return model\n",
+                   ["mnist_accuracy"])
+    ex = report.exercise("mnist_accuracy")
+    assert ex.score == 0 and ex.status == "failed" and "below" in ex.first_failure

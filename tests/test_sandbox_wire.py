@@ -112,7 +112,7 @@ class MyInt(int):
     (object(), "object"),
 ])
 def test_values_that_are_not_plain_data_are_refused(value, fragment):
-    with pytest.raises(InvalidValue, match="") as e:
+    with pytest.raises(InvalidValue) as e:
         wire.encode_value(value)
     assert fragment in str(e.value)
 
