@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .report import ExerciseResult, GradeReport
+from .report import GradeReport
 
 _STYLE = {"passed": "green", "failed": "yellow", "error": "red", "timeout": "red", "forbidden": "bold red",
           "missing": "dim", "not_implemented": "dim"}

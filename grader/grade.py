@@ -76,9 +76,10 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
         why = ws.problems.get(exercise.module, f"{exercise.module}.py was not found in the submission")
         status = "error" if exercise.module in ws.problems else "missing"
         return _result(exercise, status, started, [], why), ""
+    needed = {exercise.module} | _imports_of(ws.modules[exercise.module])
     for module_path in sorted(ws.package_dir.glob("*.py")):
-        problem = syntax_problem(module_path)
-        if problem and (module_path.stem == exercise.module or module_path.stem in _imports_of(ws.modules[exercise.module])):
+        problem = syntax_problem(module_path) if module_path.stem in needed else None
+        if problem:
             return _result(exercise, "error", started, [], problem), ""
 
     tests: list[TestResult] = []

@@ -9,7 +9,7 @@ and shrink it; the message then shows that smallest counterexample.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, find, settings
@@ -17,6 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from .tolerances import tolerance_for
+
+if TYPE_CHECKING:
+    from .context import Context
 
 
 class Fail(AssertionError):
@@ -141,10 +144,6 @@ def describe(value: Any, max_elements: int = 36) -> str:
         return "(" + ", ".join(describe(v, max_elements) for v in value) + ")"
     text = repr(value)
     return text if len(text) < 300 else text[:300] + "..."
-
-
-def describe_inputs(**inputs: Any) -> str:
-    return "; ".join(f"{k}={describe(v)}" for k, v in inputs.items())
 
 
 # ---------------------------------------------------------------------------------------------

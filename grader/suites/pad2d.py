@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from . import oracles
-from .base import Fail, Suite
+from .base import Suite
 from .cases import make_array
 
 suite = Suite("pad2d")
