@@ -7,7 +7,8 @@ two submissions share code and nothing is deduplicated), then one of these kinds
 
 * ``correct``   - the reference as it is (every 4th one handed in as a .zip);
 * ``partial``   - ``conv_output_size`` off by one (partial credit) or ``pad2d`` mutating its input;
-* ``broken``    - a syntax error, a missing module, a non-UTF-8 file, or a zip escaping its folder;
+* ``broken``    - a syntax error, a missing module, a non-UTF-8 file, a zip escaping its folder, a zip
+                  with a bad CRC, or modules that are links to a classmate's (every one graded ``error``);
 * ``hostile``   - an endless loop that ignores SIGTERM, or a 16 GiB allocation;
 * ``slow``      - correct, but ``padding.py`` takes 2 s to import.
 """
@@ -107,7 +108,7 @@ def make_class(dest: Path, students: int = 40) -> dict[str, str]:
         elif kind == "slow":
             files["padding"] += b"\nimport time as _time\n_time.sleep(2)  # a slow import\n"
         elif kind == "broken":
-            how = variant % 4
+            how = variant % 6
             if how == 0:
                 files["strides"] += b"\ndef conv_output_size(n, k:\n"
                 label = "broken (syntax error)"
@@ -117,10 +118,23 @@ def make_class(dest: Path, students: int = 40) -> dict[str, str]:
             elif how == 2:
                 files["strides"] = "# r\xe9sum\xe9\n".encode("latin-1") + files["strides"]
                 label = "broken (not UTF-8)"
-            else:
+            elif how == 3:
                 with zipfile.ZipFile(dest / f"{student}.zip", "w") as zf:
                     zf.writestr("../../escape.py", "x = 1\n")
                 roster[student] = "broken (zip escaping its folder)"
+                continue
+            elif how == 4:
+                _write(dest, student, files, as_zip=True)
+                data = bytearray((dest / f"{student}.zip").read_bytes())
+                data[data.find(b"def ")] ^= 0x20  # one flipped bit in a module: the CRC check fails
+                (dest / f"{student}.zip").write_bytes(bytes(data))
+                roster[student] = "broken (zip with a bad CRC)"
+                continue
+            else:
+                (dest / student).mkdir()
+                for name in files:  # links to the first student's modules: refused, never graded as theirs
+                    (dest / student / f"{name}.py").symlink_to(Path("..") / "s001" / f"{name}.py")
+                roster[student] = "broken (links to a classmate's modules)"
                 continue
         _write(dest, student, files, as_zip=(kind == "correct" and variant % 4 == 3))
         roster[student] = label

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -33,11 +33,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: A top-level import name (``numpy``, ``scipy``, ``torch``), as course.yml's ``allowed_packages`` lists them.
+PackageName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class Limits(_Strict):
     time_limit_s: float = Field(gt=0, le=24 * 3600)
     memory_limit_mb: int = Field(gt=0, le=1024 * 1024)
     forbidden_imports: tuple[str, ...] = ()
     forbidden_calls: tuple[str, ...] = ()
+    #: Top-level packages (import names) a worker may see, with the distributions they require;
+    #: ``forbidden_imports`` subtracts from them (a forbidden package or subpackage is absent).
+    allowed_packages: tuple[PackageName, ...] = ("numpy",)
+    #: Size limit of one student module, in KB: a module holds code, not data or trained weights.
+    max_module_kb: float = Field(default=64, gt=0, le=100 * 1024)
 
 
 class Exercise(_Strict):
@@ -50,6 +59,22 @@ class Exercise(_Strict):
     memory_limit_mb: Optional[int] = Field(default=None, gt=0)
     forbidden_imports: Optional[tuple[str, ...]] = None
     forbidden_calls: Optional[tuple[str, ...]] = None
+    allowed_packages: Optional[tuple[PackageName, ...]] = None
+    max_module_kb: Optional[float] = Field(default=None, gt=0, le=100 * 1024)
+    #: Points per concept the suite's checks grade (sum = points): one mistake costs its concept only.
+    concepts: Optional[dict[str, float]] = None
+    #: Exercises whose functions this one uses (the student's own): a failure there is blamed by name.
+    depends_on: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _concepts_sum_to_points(self) -> "Exercise":
+        if self.concepts is not None:
+            if any(v < 0 for v in self.concepts.values()):
+                raise ValueError(f"{self.id}: concept points must be >= 0, got {self.concepts}")
+            if abs(sum(self.concepts.values()) - self.points) > 1e-9:
+                raise ValueError(f"{self.id}: concepts {self.concepts} sum to {sum(self.concepts.values()):g}, "
+                                 f"not to the exercise's {self.points:g} points")
+        return self
 
 
 class Data(_Strict):
@@ -90,6 +115,20 @@ class MnistScale(_Strict):
         return (accuracy - self.zero_below) / (self.full_marks_at - self.zero_below)
 
 
+class Hints(_Strict):
+    #: The highest hint level students may reach (0 turns hints off; absent: every level).
+    max_level: Optional[int] = Field(default=None, ge=0)
+
+
+GradescopeVisibility = Annotated[str, Field(pattern=r"^(hidden|after_due_date|after_published|visible)$")]
+
+
+class Gradescope(_Strict):
+    #: Visibility of the one summary test per exercise and of the per-check tests (Gradescope's values).
+    summary_visibility: GradescopeVisibility = "visible"
+    check_visibility: GradescopeVisibility = "after_published"
+
+
 class Course(_Strict):
     title: str
     student_package: str = "exercises"
@@ -98,6 +137,8 @@ class Course(_Strict):
     defaults: Limits
     exercises: tuple[Exercise, ...] = Field(min_length=1)
     mnist_scale: MnistScale
+    hints: Hints = Hints()
+    gradescope: Gradescope = Gradescope()
     #: Directory holding course.yml (set by load_course; relative paths resolve against it).
     root: Path = Path(".")
 
@@ -108,6 +149,10 @@ class Course(_Strict):
             if ex.id in seen:
                 raise ValueError(f"exercise id {ex.id!r} appears twice")
             seen.add(ex.id)
+        for ex in self.exercises:
+            unknown = [d for d in ex.depends_on if d not in seen or d == ex.id]
+            if unknown:
+                raise ValueError(f"{ex.id}: depends_on names {unknown}, not other exercise ids")
         return self
 
     # -- lookups ---------------------------------------------------------------------------
@@ -145,6 +190,8 @@ class Course(_Strict):
             memory_limit_mb=ex.memory_limit_mb if ex.memory_limit_mb is not None else d.memory_limit_mb,
             forbidden_imports=ex.forbidden_imports if ex.forbidden_imports is not None else d.forbidden_imports,
             forbidden_calls=ex.forbidden_calls if ex.forbidden_calls is not None else d.forbidden_calls,
+            allowed_packages=ex.allowed_packages if ex.allowed_packages is not None else d.allowed_packages,
+            max_module_kb=ex.max_module_kb if ex.max_module_kb is not None else d.max_module_kb,
         )
 
     def resolve(self, relative: str) -> Path:

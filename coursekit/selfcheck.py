@@ -7,17 +7,27 @@ Loaded by the top-level ``conftest.py`` (``pytest_plugins = ["coursekit.selfchec
 * One marker per exercise id from course.yml: ``pytest -m conv2d``.
 * A test that reaches a stub's ``NotImplementedError`` is reported as *skipped: not implemented yet*,
   not as a crash, so a half-done exercise sheet reads clearly.
+* A module that does not import (a syntax error, say) is reported once, in one line
+  (``SyntaxError in exercises/conv.py line 12: ...``); each test that needs it fails with one line.
+* A failure caused by a known numpy 2 change gets a one-line ``numpy 2`` section saying so.
+* The header says which numpy and torch you run, and warns when they differ from the grader's
+  (the ``==`` pins of pyproject.toml beside course.yml).
 """
 from __future__ import annotations
 
 import importlib
 import os
+import re
+import traceback
+from importlib import metadata
+from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 
 from coursekit.course import load_course
+from coursekit.numpy2_hints import numpy2_hint
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,14 +51,126 @@ def impl_package(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("--impl")
 
 
+#: Packages whose versions the grader fixes; the header compares yours with its pins.
+PINNED = ("numpy", "torch")
+#: config.stash key: module name -> the one-line reason it does not import.
+_BROKEN = pytest.StashKey[dict[str, str]]()
+
+
+def grader_versions(pyproject: Optional[Path] = None) -> dict[str, str]:
+    """The ``==`` pins of numpy and torch in pyproject.toml beside course.yml (empty when absent)."""
+    path = pyproject or load_course().root / "pyproject.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return dict(re.findall(r'"(' + "|".join(PINNED) + r')==([^";\s]+)"', text))
+
+
+def installed_version(package: str) -> Optional[str]:
+    """The installed version without a local label (``2.13.0+cpu`` -> ``2.13.0``); None when not installed."""
+    try:
+        return metadata.version(package).split("+")[0]
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def version_line(pins: dict[str, str], installed: dict[str, Optional[str]]) -> str:
+    """One header line: the versions in use, and a warning naming each one that differs from the grader's."""
+    used = ", ".join(f"{name} {installed.get(name) or 'not installed'}" for name in PINNED)
+    differ = [f"{name} {want}" for name, want in pins.items() if installed.get(name) != want]
+    if not differ:
+        return f"versions: {used} (as the grader)"
+    fix = " ".join(f"{name}=={want}" for name, want in pins.items())
+    return (f"WARNING: the grader runs {', '.join(differ)}; you have {used}: results may differ from your "
+            f"grade (pip install {fix})")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    pins = grader_versions()
+    return version_line(pins, {name: installed_version(name) for name in PINNED}) if pins else ""
+
+
+def import_problem(exc: BaseException, package: str, rootdir: Path) -> str:
+    """``SyntaxError in exercises/conv.py line 12: invalid syntax: def conv2d(,`` (one line)."""
+
+    def shown(filename: Optional[str]) -> str:
+        if not filename:
+            return "?"
+        try:
+            return Path(filename).resolve().relative_to(rootdir.resolve()).as_posix()
+        except ValueError:
+            return filename
+
+    if isinstance(exc, SyntaxError):
+        code = f": {exc.text.strip()}" if exc.text and exc.text.strip() else ""
+        return f"{type(exc).__name__} in {shown(exc.filename)} line {exc.lineno}: {exc.msg}{code}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f"{os.sep}{package}{os.sep}" in f.filename]
+    where = f" in {shown(frames[-1].filename)} line {frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where} while importing: {exc}".rstrip(": ")
+
+
+def _import_or_problem(config: pytest.Config, name: str) -> tuple[Optional[ModuleType], Optional[str]]:
+    """Import ``name`` once; (module, None), or (None, the one-line reason) -- remembered for the summary."""
+    broken = config.stash.setdefault(_BROKEN, {})
+    if name not in broken:
+        try:
+            return importlib.import_module(name), None
+        except Exception as exc:  # a syntax error, a NameError at import, a missing import...
+            package = name.split(".")[0]
+            broken[name] = import_problem(exc, package, config.rootpath)
+    return None, broken[name]
+
+
+def _fail_import(name: str, problem: str) -> None:
+    pytest.fail(f"{name.replace('.', '/')}.py does not import: {problem}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
-def impl(impl_package: str) -> Callable[[str], ModuleType]:
-    """``impl("conv")`` imports ``exercises.conv`` (or ``solutions.conv`` with ``--impl solutions``)."""
+def impl(impl_package: str, pytestconfig: pytest.Config) -> Callable[[str], ModuleType]:
+    """``impl("conv")`` imports ``exercises.conv`` (or ``solutions.conv`` with ``--impl solutions``).
+
+    A module that fails to import fails each test that needs it with one line; the reason is
+    printed once at the end of the run.
+    """
 
     def _import(module: str) -> ModuleType:
-        return importlib.import_module(f"{impl_package}.{module}")
+        name = f"{impl_package}.{module}"
+        loaded, problem = _import_or_problem(pytestconfig, name)
+        if problem is not None:
+            _fail_import(name, problem)
+        return loaded
 
     return _import
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
+    """Before a test of an exercise runs, import its module: a broken one fails the test in one line.
+
+    Checked here rather than inside the test so that hypothesis does not shrink, and report as
+    a falsifying example, what is an import error.
+    """
+    course = load_course()
+    modules = {ex.module for ex in course.exercises for m in pyfuncitem.iter_markers() if m.name == ex.id}
+    package = pyfuncitem.config.getoption("--impl")
+    for module in sorted(modules):
+        name = f"{package}.{module}"
+        _loaded, problem = _import_or_problem(pyfuncitem.config, name)
+        if problem is not None:
+            _fail_import(name, problem)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    problems = sorted(set(config.stash.get(_BROKEN, {}).values()))
+    if problems:
+        terminalreporter.section("fix first: these modules do not import", sep="=", red=True, bold=True)
+        for problem in problems:
+            terminalreporter.line(problem, red=True)
+
+
+#: Where hypothesis's pytest plugin keeps a failing example, to write it as a patch (``git apply ...``).
+_HYPOTHESIS_EXAMPLES = "_hypothesis_failing_examples"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -60,3 +182,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         what = ids[0] if ids else item.name
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"{what}: not implemented yet ({call.excinfo.value})")
+        item.__dict__.pop(_HYPOTHESIS_EXAMPLES, None)  # a stub is not a counterexample worth a patch file
+    elif call.excinfo is not None and report.failed:
+        hint = numpy2_hint(f"{call.excinfo.typename}: {call.excinfo.value}")
+        if hint:
+            report.sections.append(("numpy 2", hint))

@@ -1,4 +1,4 @@
-"""What course staff take away from a class run: grades.csv, Gradescope results, feedback pages.
+"""What course staff take away from a class run: grades.csv, canvas.csv, Gradescope results, feedback pages.
 
 Everything is rendered from the gradebook, never from a run's memory, so a resumed run exports the
 same files as an uninterrupted one. Only *current* rows count: a row whose cache key differs from
@@ -12,7 +12,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 from coursekit.course import Course
 
@@ -71,28 +71,79 @@ def gradescope_results(rows: list[ResultRow]) -> dict[str, Any]:
             "tests": tests}
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+#: The first cell of the plain CSV's row of maximum points (no student id starts with "(").
+MAX_ROW = "(max points)"
+#: Canvas gradebook import: the identity columns before the assignment columns, and the points row.
+CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+CANVAS_POINTS_ROW = "Points Possible"
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading ``'`` neutralises formula starts."""
+    text = value if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def write_csv(path: Path, rows: Iterable[Iterable[Any]]) -> Path:
+    """Write ``rows`` atomically, every cell through :func:`csv_cell` (the one writer of the grader's CSVs)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        for row in rows:
+            writer.writerow([csv_cell(c) for c in row])
+    tmp.replace(path)
+    return path
+
+
+def _score(row: Optional[ResultRow]) -> str:
+    return "" if row is None else f"{round(row.score, 2):g}"
+
+
+def grades_table(gb: Gradebook, course: Course, students: list[StudentKeys]) -> list[list[str]]:
+    """``grades.csv``: a header (bonus columns marked), the maximum of each column, one row per student.
+
+    ``total`` is every point earned, bonus included; its maximum is the course total without bonus.
+    """
+    header = ["student", *(f"{ex.id} (bonus)" if ex.bonus else ex.id for ex in course.exercises), "total"]
+    rows = [header, [MAX_ROW, *(f"{ex.points:g}" for ex in course.exercises), f"{course.max_score:g}"]]
+    for who in sorted(students, key=lambda s: s.student):
+        current = current_rows(gb, course, who)
+        by_id = {r.exercise: r for r in current}
+        rows.append([who.student, *(_score(by_id.get(i)) for i in course.ids),
+                     f"{round(sum(r.score for r in current), 2):g}" if current else ""])
+    return rows
+
+
+def canvas_table(gb: Gradebook, course: Course, students: list[StudentKeys]) -> list[list[str]]:
+    """``canvas.csv`` in the layout of Canvas's gradebook import: identity columns, one column per
+    exercise, and a "Points Possible" row. The student id fills Student and SIS Login ID; a bonus
+    exercise has 0 points possible, which Canvas counts as extra credit. Blank cells change nothing."""
+    titles = [f"{course.title}: {ex.id}" for ex in course.exercises]
+    rows = [[*CANVAS_COLUMNS, *titles],
+            [CANVAS_POINTS_ROW, "", "", "", "", *("0" if ex.bonus else f"{ex.points:g}" for ex in course.exercises)]]
+    for who in sorted(students, key=lambda s: s.student):
+        by_id = {r.exercise: r for r in current_rows(gb, course, who)}
+        rows.append([who.student, "", "", who.student, "", *(_score(by_id.get(i)) for i in course.ids)])
+    return rows
+
+
 def write_exports(gb: Gradebook, course: Course, students: list[StudentKeys], out: Path) -> dict[str, Path]:
-    """Write ``grades.csv``, ``gradescope/<student>/results.json`` and ``feedback/<student>.html``."""
+    """Write ``grades.csv``, ``canvas.csv``, ``gradescope/<student>/results.json`` and ``feedback/<student>.html``."""
     out = Path(out)
     (out / "gradescope").mkdir(parents=True, exist_ok=True)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
-    csv_path = out / "grades.csv"
-    tmp = csv_path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["student", *course.ids, "total"])
-        for who in sorted(students, key=lambda s: s.student):
-            rows = current_rows(gb, course, who)
-            by_id = {r.exercise: r for r in rows}
-            writer.writerow([who.student, *(f"{by_id[i].score:g}" if i in by_id else "" for i in course.ids),
-                             f"{sum(r.score for r in rows):g}" if rows else ""])
-            if not rows:
-                continue
-            _write_atomic(out / "gradescope" / who.student / "results.json",
-                          json.dumps(gradescope_results(rows), indent=2) + "\n")
-            _write_atomic(out / "feedback" / f"{who.student}.html", html_page(report_of(rows, who.student)))
-    tmp.replace(csv_path)
-    return {"csv": csv_path, "gradescope": out / "gradescope", "feedback": out / "feedback"}
+    for who in sorted(students, key=lambda s: s.student):
+        rows = current_rows(gb, course, who)
+        if not rows:
+            continue
+        _write_atomic(out / "gradescope" / who.student / "results.json",
+                      json.dumps(gradescope_results(rows), indent=2) + "\n")
+        _write_atomic(out / "feedback" / f"{who.student}.html", html_page(report_of(rows, who.student)))
+    csv_path = write_csv(out / "grades.csv", grades_table(gb, course, students))
+    canvas_path = write_csv(out / "canvas.csv", canvas_table(gb, course, students))
+    return {"csv": csv_path, "canvas": canvas_path, "gradescope": out / "gradescope", "feedback": out / "feedback"}
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -1,7 +1,9 @@
 """Render a grade for people: the terminal table, Markdown and HTML feedback pages.
 
 Feedback shows scores, statuses and each failed test's message (with its shrunk counterexample);
-never hidden test source, and no reference output beyond the counterexample itself.
+never hidden test source, no grader traceback, and no reference output beyond the counterexample
+itself. Rendering never fails on what a student returned: a picture that cannot be drawn is left
+out, and a message that cannot be shown becomes plain text.
 """
 from __future__ import annotations
 
@@ -9,106 +11,194 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .report import GradeReport
+from .report import ExerciseResult, GradeReport, TestResult, points
 
 _STYLE = {"passed": "green", "failed": "yellow", "error": "red", "timeout": "red", "forbidden": "bold red",
           "missing": "dim", "not_implemented": "dim"}
 
+#: Largest array drawn in a picture (elements); bigger ones are described in text only.
+_MAX_PICTURE_ELEMENTS = 200_000
+
+
+def _score(e: ExerciseResult) -> str:
+    return f"{points(e.score)} / {points(e.max_score)}"
+
+
+def _name(e: ExerciseResult) -> str:
+    return e.id + (" (bonus)" if e.bonus else "")
+
+
+def split_message(message: str) -> tuple[str, str]:
+    """(diagnosis, details): the first line says what is wrong; the case and the arrays follow it."""
+    head, _, rest = (message or "").strip("\n").partition("\n")
+    return head, rest
+
 
 def print_report(report: GradeReport, console: Optional[Console] = None) -> None:
     console = console or Console()
-    table = Table(title=f"Grade: {report.score:g} / {report.max_score:g}", title_justify="left")
+    table = Table(title=f"Grade: {report.score_text()}", title_justify="left")
     table.add_column("exercise")
     table.add_column("score", justify="right")
     table.add_column("status")
     table.add_column("time", justify="right")
     for e in report.exercises:
-        name = e.id + (" (bonus)" if e.bonus else "")
-        table.add_row(name, f"{e.score:.4g} / {e.max_score:g}", f"[{_STYLE[e.status]}]{e.status}[/]", f"{e.duration_s:.1f} s")
+        table.add_row(_name(e), _score(e), f"[{_STYLE.get(e.status, '')}]{e.status}[/]", f"{e.duration_s:.1f} s")
     console.print(table)
+    seen: dict[str, str] = {}  # a message already printed (a syntax error shared by several exercises) -> where
     for e in report.exercises:
-        first = e.first_failure
+        first = _safe_text(e.first_failure)
         if first and e.status != "passed":
-            console.print(Text.assemble((e.id, "bold"), ": ", first), highlight=False, soft_wrap=True)
+            shown = f"the same as {seen[first]}" if first in seen else first
+            seen.setdefault(first, e.id)
+            console.print(Text.assemble((e.id, "bold"), ": ", shown), highlight=False, soft_wrap=True)
+        for note in e.notes:
+            console.print(Text.assemble((e.id, "bold"), ": ", _safe_text(note)), highlight=False, soft_wrap=True)
+    unexamined = sum(1 for e in report.exercises for t in e.tests if t.grader_traceback)
+    if unexamined:
+        console.print(f"note: {unexamined} check(s) could not examine the answer; the grader's tracebacks are in the JSON report")
     console.print(f"isolation: {report.isolation}; {report.duration_s:.1f} s; grader {report.grader_version}")
 
 
+def _safe_text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        return "<a message that cannot be shown>"
+
+
 def markdown(report: GradeReport) -> str:
-    lines = [f"# Feedback: {report.score:g} / {report.max_score:g} points", "",
+    lines = [f"# Feedback: {report.score_text()} points", "",
              "| exercise | score | status |", "|---|---:|---|"]
     for e in report.exercises:
-        lines.append(f"| {e.id}{' (bonus)' if e.bonus else ''} | {e.score:.4g} / {e.max_score:g} | {e.status} |")
+        lines.append(f"| {_name(e)} | {_score(e)} | {e.status} |")
     for e in report.exercises:
-        lines += ["", f"## {e.id}: {e.status}, {e.score:.4g} / {e.max_score:g}"]
+        lines += ["", f"## {_name(e)}: {e.status}, {_score(e)}"]
         if e.message:
             lines += ["", "```", e.message, "```"]
         for t in e.tests:
             mark = "passed" if t.passed else "FAILED"
-            lines.append(f"- {mark}: {t.name} ({t.points:.3g} / {t.max_points:.3g})")
-            if t.message and not t.passed:
+            lines.append(f"- {mark}: {t.name} ({points(t.points)} / {points(t.max_points)})")
+            if t.message:
                 lines += ["", "  ```", *("  " + m for m in t.message.splitlines()), "  ```"]
     lines += ["", f"_Graded by grader {report.grader_version}; isolation: {report.isolation}._", ""]
     return "\n".join(lines)
 
 
-def _array_picture(expected: Any, got: Any) -> Optional[str]:
-    """A PNG (as a data URI) of expected / got / difference for a 2-D slice, or None."""
-    if not (isinstance(expected, np.ndarray) and isinstance(got, np.ndarray)) or expected.shape != got.shape:
+# ---------------------------------------------------------------------------------------------- pictures
+def _drawable(value: Any) -> Optional[np.ndarray]:
+    """A plain float64 copy of a real-valued array fit for a picture, else None."""
+    if type(value) is not np.ndarray or value.dtype.kind not in "biuf":
         return None
-    if expected.ndim < 2 or expected.size == 0 or expected.size > 200_000:
+    if value.ndim < 2 or value.size == 0 or value.size > _MAX_PICTURE_ELEMENTS:
+        return None
+    return value.astype(np.float64)
+
+
+#: Values drawn are clipped to this magnitude: matplotlib's colour bars overflow near 1e308.
+_DRAW_LIMIT = 1e100
+
+
+def _finite_or_nan(data: np.ndarray) -> np.ndarray:
+    return np.clip(np.where(np.isfinite(data), data, np.nan), -_DRAW_LIMIT, _DRAW_LIMIT)
+
+
+def _array_picture(expected: Any, got: Any) -> Optional[str]:
+    """A PNG (as a data URI) of expected / got / difference for a 2-D slice, or None.
+
+    Non-finite values (NaN, inf, and differences that overflow, e.g. of 1e308) are left blank; a
+    slice with nothing finite to draw gives no picture.
+    """
+    e_all, g_all = _drawable(expected), _drawable(got)
+    if e_all is None or g_all is None or e_all.shape != g_all.shape:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    e = expected.reshape(-1, *expected.shape[-2:])[0].astype(np.float64)
-    g = got.reshape(-1, *got.shape[-2:])[0].astype(np.float64)
+    e = e_all.reshape(-1, *e_all.shape[-2:])[0]
+    g = g_all.reshape(-1, *g_all.shape[-2:])[0]
+    with np.errstate(all="ignore"):
+        panels = [_finite_or_nan(d) for d in (e, g, g - e)]
+    if not all(np.isfinite(p).any() for p in panels):
+        return None
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
-    for ax, data, title in zip(axes, (e, g, g - e), ("expected", "got", "got - expected")):
-        im = ax.imshow(data, cmap="RdBu_r" if title.startswith("got -") else "viridis")
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
+    try:
+        for ax, data, title in zip(axes, panels, ("expected", "got", "got - expected")):
+            im = ax.imshow(data, cmap="RdBu_r" if title.startswith("got -") else "viridis",
+                           vmin=float(np.nanmin(data)), vmax=float(np.nanmax(data)))
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+    finally:
+        plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def safe_render(render: Callable[[], Optional[str]], fallback: Optional[str] = None) -> Optional[str]:
+    """The one guard around every rendering of student data: on any error, ``fallback`` (text or nothing)."""
+    try:
+        return render()
+    except Exception:  # noqa: BLE001  a strange answer costs a picture, never the feedback page
+        return fallback
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+_CSS = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}td,th{padding:.2em .8em}"
+        "pre,.diagnosis{white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%}"
+        "pre{background:#f4f4f4;padding:.6em;font-size:90%}"
+        ".diagnosis{font-family:monospace;background:#fff4e5;border-left:4px solid #d08000;padding:.4em .6em;margin:.3em 0}"
+        ".note{font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere;color:#333}"
+        "img{max-width:100%;height:auto}"
+        ".passed{color:#176617}.failed{color:#9a6700}.error,.timeout,.forbidden{color:#b00}")
+
+
+def _test_html(t: TestResult) -> str:
+    esc = html.escape
+    parts = [f"<li>{'passed' if t.passed else '<b>failed</b>'}: {esc(t.name)} ({points(t.points)} / {points(t.max_points)})"]
+    if t.message and t.passed:
+        parts.append(f"<div class='note'>{esc(t.message)}</div>")
+    elif t.message:
+        diagnosis, details = split_message(t.message)
+        parts.append(f"<div class='diagnosis'>{esc(diagnosis)}</div>")
+        detail = t.detail or {}
+        picture = safe_render(lambda: _array_picture(detail.get("expected"), detail.get("got")))
+        if picture:
+            parts.append(f"<img alt='expected, got and their difference' src='{picture}'>")
+        if details:
+            parts.append(f"<pre>{esc(details)}</pre>")
+    parts.append("</li>")
+    return "".join(parts)
 
 
 def html_page(report: GradeReport) -> str:
     esc = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Feedback</title>",
-             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.2em .8em}"
-             "pre{background:#f4f4f4;padding:.6em;overflow-x:auto}.passed{color:#176617}.failed{color:#9a6700}"
-             ".error,.timeout,.forbidden{color:#b00}</style></head><body>",
-             f"<h1>Feedback: {report.score:g} / {report.max_score:g} points</h1><table><tr><th>exercise</th><th>score</th><th>status</th></tr>"]
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>"
+             "<meta name='viewport' content='width=device-width, initial-scale=1'><title>Feedback</title>",
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>Feedback: {esc(report.score_text())} points</h1><table><tr><th>exercise</th><th>score</th><th>status</th></tr>"]
     for e in report.exercises:
-        parts.append(f"<tr><td>{esc(e.id)}{' (bonus)' if e.bonus else ''}</td><td>{e.score:.4g} / {e.max_score:g}</td>"
-                     f"<td class='{e.status}'>{e.status}</td></tr>")
+        parts.append(f"<tr><td>{esc(_name(e))}</td><td>{_score(e)}</td><td class='{esc(e.status)}'>{esc(e.status)}</td></tr>")
     parts.append("</table>")
     for e in report.exercises:
-        parts.append(f"<h2>{esc(e.id)}: <span class='{e.status}'>{e.status}</span>, {e.score:.4g} / {e.max_score:g}</h2>")
+        parts.append(f"<h2>{esc(_name(e))}: <span class='{esc(e.status)}'>{esc(e.status)}</span>, {_score(e)}</h2>")
         if e.message:
             parts.append(f"<pre>{esc(e.message)}</pre>")
         parts.append("<ul>")
         for t in e.tests:
-            parts.append(f"<li>{'passed' if t.passed else '<b>failed</b>'}: {esc(t.name)} ({t.points:.3g} / {t.max_points:.3g})")
-            if t.message and not t.passed:
-                parts.append(f"<pre>{esc(t.message)}</pre>")
-                picture = _array_picture((t.detail or {}).get("expected"), (t.detail or {}).get("got"))
-                if picture:
-                    parts.append(f"<img alt='expected, got and their difference' src='{picture}'>")
-            parts.append("</li>")
+            fallback = f"<li>{esc(t.name)}: <pre>{esc(_safe_text(t.message))}</pre></li>"
+            parts.append(safe_render(lambda: _test_html(t), fallback) or fallback)
         parts.append("</ul>")
     parts.append(f"<p><small>Graded by grader {esc(report.grader_version)}; isolation: {esc(report.isolation)}.</small></p></body></html>")
     return "\n".join(parts)

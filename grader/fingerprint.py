@@ -2,10 +2,11 @@
 
 A class run reuses an exercise's result whenever the *cache key* is unchanged:
 
-* the **code hash** of the exercise's module plus every sibling it imports, transitively
-  (``from .padding import pad2d``, ``from exercises import padding``, ``import exercises.conv``).
-  A module that could reach its siblings some other way (``importlib``, ``__import__``, ``open``,
-  ``__file__``, ``os``, ``pathlib``, ...) makes the hash cover every module of the submission;
+* the **code hash**: the content of every file of the submission that the exercise's worker can
+  see (all the student's modules in the workspace, and why any module was left out). Not an
+  import graph: a module can reach a sibling in ways no static analysis sees (pickle, importlib,
+  ``__import__``, reading the sibling's source), so two students share a result only when the
+  worker would see exactly the same files;
 * the **course hash** of everything course.yml says about the exercise (points, functions,
   limits, forbidden lists, the MNIST scale and data checksums);
 * the **grader build**: the version and a hash of the code that scores (suites, sandbox,
@@ -13,7 +14,6 @@ A class run reuses an exercise's result whenever the *cache key* is unchanged:
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 from functools import lru_cache
@@ -25,14 +25,6 @@ from coursekit.course import Course, Exercise
 from . import __version__
 
 _GRADER_DIR = Path(__file__).resolve().parent
-#: Modules and builtins that let code reach files or modules without a static import of a sibling.
-_DYNAMIC_MODULES = frozenset({"importlib", "os", "sys", "pathlib", "glob", "io", "builtins", "pkgutil", "runpy", "shutil",
-                              "zipimport", "codecs", "linecache", "inspect", "marshal", "types"})
-_DYNAMIC_NAMES = _DYNAMIC_MODULES | {"__import__", "exec", "eval", "compile", "open", "getattr", "globals", "vars", "locals",
-                                     "__builtins__", "__file__", "__path__", "__spec__", "__loader__", "__package__"}
-#: Attributes that do the same (``model.eval()`` is fine, ``x.__globals__`` is not).
-_DYNAMIC_ATTRS = frozenset({"__import__", "import_module", "__file__", "__path__", "__spec__", "__loader__",
-                            "__builtins__", "__globals__", "__dict__"})
 
 
 def _sha(*parts: str | bytes) -> str:
@@ -43,64 +35,17 @@ def _sha(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
-def module_links(source: bytes, package: str) -> tuple[set[str], bool]:
-    """(sibling modules imported statically, whether the module may reach siblings dynamically).
+def code_hash(sources: Mapping[str, bytes], package: str, problems: Mapping[str, str] | None = None) -> str:
+    """Hash of what an exercise's worker sees: every module of the submission (name and bytes).
 
-    A module that does not parse has no links; its syntax error is part of its own hash.
+    ``problems`` (module -> why it was left out of the workspace) is part of the hash too, since it
+    decides the status of the exercises on that module.
     """
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set(), False
-    siblings: set[str] = set()
-    dynamic = False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1 or (node.level == 0 and node.module and node.module.split(".")[0] == package):
-                parts = (node.module or "").split(".")
-                parts = parts[1:] if node.level == 0 else parts
-                if parts and parts[0]:
-                    siblings.add(parts[0])
-                else:
-                    siblings.update(a.name.split(".")[0] for a in node.names)
-            elif node.level > 1:
-                dynamic = True  # reaches above the package: be conservative
-            elif node.module and node.module.split(".")[0] in _DYNAMIC_MODULES:
-                dynamic = True
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                top, _, rest = alias.name.partition(".")
-                if top == package and rest:
-                    siblings.add(rest.split(".")[0])
-                elif top == package or top in _DYNAMIC_MODULES:
-                    dynamic = True
-        elif isinstance(node, ast.Name) and node.id in _DYNAMIC_NAMES:
-            dynamic = True
-        elif isinstance(node, ast.Attribute) and node.attr in _DYNAMIC_ATTRS:
-            dynamic = True
-    return siblings, dynamic
-
-
-def code_hash(module: str, sources: Mapping[str, bytes], package: str) -> str:
-    """Hash of ``module`` and the siblings it can import (all of them if it may import dynamically)."""
-    closure: set[str] = set()
-    todo = [module]
-    everything = False
-    while todo:
-        name = todo.pop()
-        if name in closure:
-            continue
-        closure.add(name)
-        if name not in sources:
-            continue
-        siblings, dynamic = module_links(sources[name], package)
-        everything = everything or dynamic
-        todo.extend(siblings - closure)
-    if everything:
-        closure |= set(sources)
-    parts: list[str | bytes] = [package, module]
-    for name in sorted(closure):
-        parts += [name, sources[name] if name in sources else b"\0absent"]
+    parts: list[str | bytes] = ["workspace", package]
+    for name in sorted(sources):
+        parts += ["module", name, sources[name]]
+    for name in sorted(problems or {}):
+        parts += ["problem", name, (problems or {})[name]]
     return _sha(*parts)
 
 
@@ -116,7 +61,8 @@ def course_hash(course: Course, exercise: Exercise) -> str:
 def grader_build() -> str:
     """``<version>+<hash>`` of the code that produces scores (suites, sandbox, grade.py, the reference)."""
     files = [_GRADER_DIR / name for name in ("grade.py", "report.py", "submission.py")]
-    files += sorted((_GRADER_DIR / "suites").rglob("*.py")) + sorted((_GRADER_DIR / "sandbox").rglob("*.py"))
+    for folder in ("suites", "sandbox", "sandbox_runtime"):
+        files += sorted((_GRADER_DIR / folder).rglob("*.py"))
     solutions = _GRADER_DIR.parent / "solutions"
     if solutions.is_dir():
         files += sorted(solutions.glob("*.py"))

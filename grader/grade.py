@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import time
+import traceback
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -16,9 +17,9 @@ from coursekit.course import Course, Exercise
 from . import __version__
 from .report import ExerciseResult, GradeReport, TestResult, total
 from .sandbox.launcher import SandboxLimits, Worker
-from .submission import Workspace, prepare
+from .submission import Workspace, module_limits, prepare
 from .suites import suite_for
-from .suites.base import Fail, InternalError, NotImplementedYet, WorkerStopped
+from .suites.base import Fail, InternalError, NotImplementedYet, WorkerStopped, dtype_charged_in
 from .suites.context import Context
 
 #: Worker statuses that end an exercise, and the exercise status they give.
@@ -55,9 +56,7 @@ def _limits(course: Course, exercise: Exercise, allow_unsandboxed: bool, threads
     lim = course.limits(exercise.id)
     return SandboxLimits(time_limit_s=lim.time_limit_s, memory_limit_mb=lim.memory_limit_mb,
                          forbidden_imports=tuple(lim.forbidden_imports), forbidden_calls=tuple(lim.forbidden_calls),
-                         allow_unsandboxed=allow_unsandboxed,
-                         # a thread cap is for training (torch); numpy-only workers keep the sandbox's 1 thread
-                         threads=None if "torch" in lim.forbidden_imports else threads)
+                         packages=tuple(lim.allowed_packages), allow_unsandboxed=allow_unsandboxed, threads=threads)
 
 
 def _result(exercise: Exercise, status: str, started: float, tests: list[TestResult], message: str = "") -> ExerciseResult:
@@ -71,7 +70,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
     """Run one exercise's hidden suite against the workspace; returns (result, isolation used)."""
     started = time.monotonic()
     suite = suite_for(exercise.id)
-    weights = sum(c.weight for c in suite.checks)
+    points_of = suite.max_points(exercise)
     if exercise.module not in ws.modules:
         why = ws.problems.get(exercise.module, f"{exercise.module}.py was not found in the submission")
         status = "error" if exercise.module in ws.problems else "missing"
@@ -90,16 +89,19 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
         isolation = worker.isolation
         ctx = Context(worker, exercise, course)
         for check in suite.checks:
-            max_points = exercise.points * check.weight / weights
+            max_points = points_of[suite.checks.index(check)]
             if status is not None:
                 tests.append(TestResult(check.name, False, 0.0, max_points, f"not run: {status}"))
                 continue
             ctx.notes.clear()
             try:
-                share = check.run(ctx)
+                with dtype_charged_in(exercise, check):
+                    share = check.run(ctx)
+                fraction = 1.0 if share is None else max(0.0, min(1.0, float(share)))
             except Fail as failure:
                 tests.append(TestResult(check.name, False, 0.0, max_points, str(failure) + _notes(ctx),
-                                        detail={"expected": failure.expected, "got": failure.got}))
+                                        detail={"expected": failure.expected, "got": failure.got,
+                                                "mistakes": getattr(failure, "mistakes", [])}))
                 continue
             except NotImplementedYet as exc:
                 not_implemented += 1
@@ -110,11 +112,11 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
                 message = _stop_message(stop, exercise, course)
                 tests.append(TestResult(check.name, False, 0.0, max_points, message))
                 continue
-            except InternalError as exc:
+            except InternalError as exc:  # the grader's own fault (reference and oracle disagree): no score at all
                 raise GraderInternalError(f"{exercise.id}: {exc}") from exc
-            except Exception as exc:  # a bug in the suite itself: no score rather than a wrong one
-                raise GraderInternalError(f"{exercise.id}, check {check.name!r}: {type(exc).__name__}: {exc}") from exc
-            fraction = 1.0 if share is None else max(0.0, min(1.0, float(share)))
+            except Exception as exc:  # noqa: BLE001  student data made the check raise: a failed test, never a crash
+                tests.append(could_not_examine(check.name, max_points, exc))
+                continue
             tests.append(TestResult(check.name, fraction == 1.0, max_points * fraction, max_points, _notes(ctx).strip()))
         if worker_flagged_forbidden(worker):
             status, message = "forbidden", worker_forbidden_message(worker)
@@ -124,6 +126,24 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
         else:
             status = "passed" if all(t.passed for t in tests) else "failed"
     return _result(exercise, status, started, tests, message), isolation
+
+
+def could_not_examine(name: str, max_points: float, exc: BaseException) -> TestResult:
+    """A check that raised on the student's answer: no points, a short message, the traceback for the instructor.
+
+    Every exception but :class:`InternalError` raised inside a check is taken to come from the
+    student's value (a tuple where an array was due, an array where an int was due, ...): the
+    student's grade must never depend on the grader coping with a strange answer.
+    """
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001  an exception whose message cannot be built
+        text = "<no message>"
+    text = text.replace(str(Path(__file__).resolve().parent.parent), "<grader>")  # no instructor path for the student
+    text = text if len(text) <= 300 else text[:300] + "..."
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-6000:]
+    return TestResult(name, False, 0.0, max_points, f"the grader could not examine your answer: {type(exc).__name__}: {text}",
+                      grader_traceback=trace)
 
 
 def worker_flagged_forbidden(worker: Worker) -> bool:
@@ -176,7 +196,7 @@ def grade_submission(submission: Path, course: Course, only: Optional[Iterable[s
     exercises = select(course, only, skip)
     results: list[ExerciseResult] = []
     isolations: set[str] = set()
-    with prepare(Path(submission), course.student_package, course.modules) as ws:
+    with prepare(Path(submission), course.student_package, course.modules, module_limits(course)) as ws:
         for ex in exercises:
             result, isolation = grade_exercise(ws, course, ex, allow_unsandboxed, threads)
             if isolation:

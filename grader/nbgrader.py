@@ -20,12 +20,13 @@ import argparse
 import contextlib
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import nbformat
 from nbformat import NotebookNode
@@ -246,9 +247,14 @@ environment's bin folder on PATH (nbgrader runs `alembic` from PATH to create gr
 """
 import os
 
-from grader.nbgrader_preprocessors import autograde_preprocessors, sanitize_preprocessors
+from grader.nbgrader_preprocessors import autograde_preprocessors, install_guards, sanitize_preprocessors
 
 c = get_config()  # noqa: F821 -- provided by nbgrader
+
+# A submission holding a link (to a classmate's module, the gradebook, /proc/...) or anything that is not a
+# regular file or folder is refused before nbgrader copies it (its copy follows links); feedback holds the
+# HTML pages only. `grader nbgrader check {assignment}` lists the refused students before autograding.
+install_guards()
 {course_env}
 c.CourseDirectory.course_id = {course_id!r}
 
@@ -277,6 +283,7 @@ def config_text(course: Course, assignment: str, stubs: Sequence[str]) -> str:
     course_env = ("" if course_file == DEFAULT_COURSE_FILE.resolve()
                   else f"os.environ.setdefault(\"COURSE_YML\", {str(course_file)!r})  # the course the cells grade\n")
     return CONFIG_TEMPLATE.format(title=course.title, course_env=course_env, course_id=_slug(course.title).lower(),
+                                  assignment=assignment,
                                   exclude={assignment: exclude_overwriting(course, stubs)},
                                   timeout=cell_timeout(course), code_stub=CODE_STUB)
 
@@ -318,6 +325,58 @@ def init_course(course: Course, course_dir: Path, assignment: str = DEFAULT_ASSI
     config.write_text(config_text(course, assignment, render_stubs(course)), encoding="utf-8")
     written.append(config)
     return written
+
+
+# --------------------------------------------------------------------------- submissions nbgrader must not copy
+def submission_problem(folder: Path, student: str) -> Optional[str]:
+    """Why nbgrader must not copy ``submitted/<student>/<assignment>``: a link, or anything that is not a
+    regular file or folder, anywhere in it (the student folder and the assignment folder included)."""
+    from .submission import SubmissionError, check_tree
+
+    folder = Path(folder)
+    for path in (folder.parent, folder):
+        if path.is_symlink():
+            return f"{path.name} is a symbolic link; links are refused: hand in the folder itself"
+    if not folder.is_dir():
+        return None
+    try:
+        check_tree(folder, label=f"{student}'s {folder.name}")
+    except SubmissionError as exc:
+        return str(exc)
+    return None
+
+
+def check_submissions(course_dir: Path, assignment: str) -> tuple[list[str], dict[str, str]]:
+    """(students whose submission may be autograded, refused student -> why) in ``course_dir/submitted``."""
+    ok: list[str] = []
+    refused: dict[str, str] = {}
+    submitted = Path(course_dir) / "submitted"
+    for entry in sorted(submitted.iterdir()) if submitted.is_dir() else []:
+        folder = entry / assignment
+        if not (entry.is_dir() or entry.is_symlink()) or not (folder.exists() or folder.is_symlink()):
+            continue
+        problem = submission_problem(folder, entry.name)
+        if problem:
+            refused[entry.name] = problem
+        else:
+            ok.append(entry.name)
+    return ok, refused
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """``grader nbgrader check``: 0 when every submission may be autograded, 1 when some are refused."""
+    from .submission import shown
+
+    course_dir = Path(args.course_dir)
+    if not (course_dir / "submitted").is_dir():
+        print(f"grader: {course_dir}/submitted: no such folder (collect the submissions first)", file=sys.stderr)
+        return 2
+    ok, refused = check_submissions(course_dir, args.assignment)
+    for student, why in refused.items():
+        print(f"REFUSED {shown(student)}: {why}")
+    print(f"{len(ok)} submissions of {args.assignment} can be autograded; {len(refused)} refused"
+          + (" (`nbgrader autograde` will not grade them; ask those students to resubmit plain files)" if refused else ""))
+    return 1 if refused else 0
 
 
 # --------------------------------------------------------------------------- the autograder cell
@@ -385,15 +444,50 @@ def autograde_cell(exercise_id: str, points: Optional[float] = None) -> float:
         except Exception as exc:  # reported below, outside the redirect, without the grader's traceback
             failure = f"{type(exc).__name__}: {exc}"
     if failure:
-        raise AutogradeError(f"the grader could not grade {exercise_id} in {submission}: {failure}")
+        _short_tracebacks()
+        raise AutogradeError(public_text(f"the grader could not grade {exercise_id}: {failure}", submission))
     result = report.exercise(exercise_id)
-    print(describe(result, report.isolation))
+    print(public_text(describe(result, report.isolation), submission))
     return round(max(0.0, min(float(result.score), float(exercise.points))), 6)
+
+
+#: An absolute path of two or more parts (not part of a word, a number or a URL).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"<>:]+/)+([^\s/'\"<>:]*)")
+
+
+def public_text(text: str, submission: Optional[Path] = None) -> str:
+    """``text`` without paths of the instructor's machine: the submission folder becomes "your
+    submission", any other absolute path its last part (``…/name``)."""
+    if submission is not None:
+        for form in {str(submission), str(Path(submission).resolve())}:
+            text = text.replace(form, "your submission")
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), text)
+
+
+def _short_tracebacks() -> None:
+    """In an IPython kernel, show an :class:`AutogradeError` as its one-line message: the traceback
+    would show the grader's files and the course folder to the student in the feedback page."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def one_line(self: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+        stb = [f"{etype.__name__}: {value}"]
+        self._showtraceback(etype, value, stb)
+        return stb
+
+    shell.set_custom_exc((AutogradeError,), one_line)
 
 
 # --------------------------------------------------------------------------- command line
 def command(args: argparse.Namespace, course: Course) -> int:
-    """Run ``grader nbgrader init``; 0 on success, 2 with a one-line message otherwise."""
+    """Run ``grader nbgrader init`` or ``check``; 0 on success, 2 with a one-line message otherwise."""
+    if getattr(args, "nbgrader_command", "init") == "check":
+        return check_command(args)
     only = [t.strip() for t in (args.only or "").split(",") if t.strip()]
     try:
         check_nbgrader()

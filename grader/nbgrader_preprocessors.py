@@ -8,6 +8,14 @@ grader's sandbox. So, at ``nbgrader autograde`` (set up by ``nbgrader_config.py`
 * :class:`GradingExecute` runs graded notebooks only, in a kernel started in an empty folder
   (a submitted ``grader/`` or ``numpy.py`` cannot shadow the installed packages), and tells the
   autograder cells where the submission is.
+
+:func:`install_guards` (called by ``nbgrader_config.py``) changes two of nbgrader's converters:
+
+* ``nbgrader autograde`` refuses a submission holding a link, or anything that is not a regular
+  file or folder, *before* nbgrader copies it (its copy follows links, as the instructor: a link to
+  a classmate's module or to ``gradebook.db`` would arrive with its contents). The student is not
+  graded; the log says why; the other students are graded;
+* ``nbgrader generate_feedback`` writes only the HTML pages, never copies of the submitted files.
 """
 from __future__ import annotations
 
@@ -20,9 +28,10 @@ from typing import Any, Iterator, Optional
 from nbformat import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters.autograde import Autograde
+from nbgrader.converters.generate_feedback import GenerateFeedback
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 
-from .nbgrader import SUBMISSION_ENV
+from .nbgrader import SUBMISSION_ENV, submission_problem
 
 
 @contextlib.contextmanager
@@ -107,3 +116,31 @@ def sanitize_preprocessors() -> list:
 def autograde_preprocessors() -> list:
     """nbgrader's autograde steps, with :class:`GradingExecute` in place of ``Execute``."""
     return [GradingExecute if step is Execute else step for step in _defaults("autograde_preprocessors")]
+
+
+class SubmissionRefused(RuntimeError):
+    """A submission nbgrader must not copy (a link, a device, a pipe); the message says why."""
+
+
+def _guarded_init_assignment(original: Any) -> Any:
+    def init_assignment(self: Autograde, assignment_id: str, student_id: str) -> None:
+        problem = submission_problem(Path(self._format_source(assignment_id, student_id)), student_id)
+        if problem:
+            self.log.error("Not grading %s: %s", student_id, problem)
+            raise SubmissionRefused(f"{student_id}: {problem}")
+        original(self, assignment_id, student_id)
+
+    init_assignment.__grader_guard__ = True  # type: ignore[attr-defined]
+    return init_assignment
+
+
+def _feedback_pages_only(self: GenerateFeedback, assignment_id: str, student_id: str) -> None:
+    """Copy none of the autograded folder's other files: feedback holds the HTML pages only."""
+    self.log.info("Feedback for %s holds the HTML pages only (no copies of submitted files)", student_id)
+
+
+def install_guards() -> None:
+    """Refuse links at ``nbgrader autograde``; HTML pages only at ``generate_feedback`` (idempotent)."""
+    if not getattr(Autograde.init_assignment, "__grader_guard__", False):
+        Autograde.init_assignment = _guarded_init_assignment(Autograde.init_assignment)
+    GenerateFeedback.init_assignment = _feedback_pages_only

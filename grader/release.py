@@ -1,29 +1,58 @@
 """``grader release OUT``: write exactly what students get, and nothing hidden.
 
 The release holds the generated stubs, the public self-checks, the student kit (course.yml
-loader, MNIST loader), the notebooks, course.yml and a student README. The reference
+loader, MNIST loader), the notebooks, course.yml, a pyproject.toml whose install brings everything the
+README uses (numpy and torch pinned to the grader's versions), a student README and, with
+``--with-data``, the four MNIST files. Its course.yml holds no path of this machine. The reference
 solutions and the hidden suites are never copied: the stubs are rendered from the reference
 by the generator, which drops every solution block.
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
-from coursekit.course import Course
+from coursekit.course import MNIST_FILES, Course
+from coursekit.mnist import gz_name
 
 from .stubs import render_stubs
 
+#: The public mirror torchvision's MNIST loader fetches from (the same four .gz files); used as the kit's
+#: download URL when course.yml names none. Every download is checked against course.yml's SHA-256 sums.
+PUBLIC_MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist"
+#: Where ``--with-data`` puts the MNIST files inside the kit (relative to the kit's course.yml).
+KIT_MNIST_DIR = "data/mnist"
+#: The packages whose exact versions the kit pins: the ones the grader runs the student's code with.
+PINNED = ("numpy", "torch")
+
 STUDENT_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
 [project]
 name = "convnets-course-student"
 version = "0.1.0"
 requires-python = ">=3.10"
-# Install torch first and pinned (pip install torch==2.13.0): an open range pulls a CUDA build.
-dependencies = ["numpy>=1.26", "scipy>=1.11", "torch>=2.2,<=2.13.0", "pyyaml>=6", "pydantic>=2.5",
-                "pytest>=8", "hypothesis>=6.90", "matplotlib>=3.8", "ipywidgets>=8"]
+# numpy and torch are pinned to the versions the grader runs: your self-checks then see what the grader sees.
+# Install torch first (pip install torch=={torch}): otherwise pip may pick a multi-gigabyte CUDA build.
+dependencies = [
+  "numpy=={numpy}",
+  "torch=={torch}",
+  "pyyaml>=6",
+  "pydantic>=2.5",
+  "pytest>=8",
+  "hypothesis>=6.90",
+  "scipy>=1.11",
+  "matplotlib>=3.8",
+  "ipywidgets>=8.1",
+  "ipykernel>=6.25",
+  "jupyterlab>=4.0",
+]
 
 [tool.setuptools.packages.find]
 include = ["exercises*", "coursekit*"]
@@ -41,40 +70,105 @@ STUDENT_README = """\
 Fill in the functions in `exercises/` that raise `NotImplementedError`; each docstring explains the
 shapes, the formula, a worked example and the classic mistake.
 
-Set up once (torch first, pinned):
+## Set up once
 
-    pip install torch==2.13.0 && pip install -e .
+Python 3.10 or newer. In this folder (a virtual environment is a good idea: `python -m venv .venv`,
+then `source .venv/bin/activate`), torch first, pinned, then the rest:
 
-Check yourself (a stub shows as *skipped: not implemented yet*):
+    pip install torch=={torch} && pip install -e .
+
+This brings everything below: numpy, torch, pytest, JupyterLab and its Python kernel. The grader runs
+numpy {numpy} and torch {torch}; these versions are pinned here so that your self-checks behave as the
+grader does (numpy 2 changed a few conversions that numpy 1 allowed). `pytest` warns in its header
+when your versions differ.
+
+## Check yourself
+
+An unfinished exercise shows as *skipped: not implemented yet*:
 
     pytest                      # every exercise
-    pytest -m conv2d            # one exercise: {ids}
+    pytest -m conv2d            # one exercise
 
-MNIST: the loader looks in `$MNIST_DIR`, then course.yml's `data.mnist_dir`, then
-`~/.cache/convnets-course/mnist`. To fetch it (only when your course gives a mirror URL):
-`python -m coursekit.mnist download --url URL`.
+Exercises with self-checks (use the name after `-m`): {checked}.
+{unchecked}
+## The notebooks
 
-Notebooks: `jupyter lab notebooks/`.
+    jupyter lab notebooks/
 
-Hand in your `exercises/` folder (or a zip of it). The grader runs hidden tests against your
-functions; the public ones here are only a first check.
+01 convolution, 02 padding and strides, 03 max pooling, 04 the MNIST convnet. They call your own
+functions: a stub shows one line, "not implemented yet", instead of a traceback.
 
-Points:
+## MNIST
+
+{mnist}
+
+To check the files: `python -m coursekit.mnist verify`.
+
+## Hand in
+
+Your `exercises/` folder (or a zip of it). The grader runs hidden tests against your functions; the
+public ones here are only a first check.
 
 | exercise | module | points |
 |---|---|---:|
 {rows}
 """
 
+MNIST_BUNDLED = """\
+The four MNIST files are included in `data/mnist/`; the loader finds them there (course.yml's
+`data.mnist_dir`, relative to course.yml). Nothing to do."""
 
-def _course_yml(course: Course) -> str:
+MNIST_DOWNLOAD = """\
+Download the four files once (about 11 MB, each checked against the SHA-256 sums in course.yml):
+
+    python -m coursekit.mnist download
+
+This fetches them from {url} into `~/.cache/convnets-course/mnist`, where the loader looks. Another
+mirror: add `--url URL` (the files are fetched as `URL/<name>.gz`). Already have them? Set `MNIST_DIR`
+to their folder, or copy them into `data/mnist/` here."""
+
+
+class ReleaseError(Exception):
+    """The release cannot be written as asked (e.g. ``--with-data`` without MNIST files)."""
+
+
+def pinned_versions(root: Path) -> dict[str, str]:
+    """``{"numpy": "2.4.6", "torch": "2.13.0"}`` from the ``==`` pins of ``root/pyproject.toml`` (one source)."""
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    pins = dict(re.findall(r'"(' + "|".join(PINNED) + r')==([^";\s]+)"', text))
+    missing = [name for name in PINNED if name not in pins]
+    if missing:
+        raise ReleaseError(f"{root / 'pyproject.toml'}: no exact pin (==) for {', '.join(missing)}")
+    return pins
+
+
+def _course_yml(course: Course, mnist_url: Optional[str]) -> str:
+    """The kit's course.yml: no path of this machine; MNIST in the kit's own data/mnist, else downloaded."""
     raw = yaml.safe_load((course.root / "course.yml").read_text(encoding="utf-8"))
-    mnist_dir = raw.get("data", {}).get("mnist_dir")
-    if mnist_dir:
-        resolved = course.resolve(mnist_dir)
-        raw["data"]["mnist_dir"] = str(resolved.resolve()) if resolved.is_dir() else None
+    raw.setdefault("data", {})
+    raw["data"]["mnist_dir"] = KIT_MNIST_DIR
+    raw["data"]["mnist_url"] = mnist_url
     header = "# The course as released to students (generated by `grader release`).\n"
     return header + yaml.safe_dump(raw, sort_keys=False)
+
+
+def checked_ids(course: Course, public_tests: Path) -> list[str]:
+    """Exercise ids that have at least one public self-check (``pytest -m <id>`` selects something)."""
+    text = "\n".join(f.read_text(encoding="utf-8") for f in sorted(public_tests.glob("test_*.py")))
+    return [e.id for e in course.exercises if re.search(rf"\bpytest\.mark\.{e.id}\b", text)]
+
+
+def _readme(course: Course, pins: dict[str, str], checked: list[str], mnist_url: str, with_data: bool) -> str:
+    unchecked = [e.id for e in course.exercises if e.id not in checked]
+    note = ""
+    if unchecked:
+        note = (f"\nNo self-check here for {', '.join(unchecked)}: "
+                + ("notebook 04 trains your model and shows its test accuracy; the grader trains it again.\n"
+                   if unchecked == ["mnist_accuracy"] else "the grader's hidden tests check it.\n"))
+    rows = "\n".join(f"| {e.id}{' (bonus)' if e.bonus else ''} | {e.module}.py | {e.points:g} |" for e in course.exercises)
+    mnist = MNIST_BUNDLED if with_data else MNIST_DOWNLOAD.format(url=mnist_url)
+    return STUDENT_README.format(title=course.title, rows=rows, checked=", ".join(f"`{i}`" for i in checked),
+                                 unchecked=note, mnist=mnist, **pins)
 
 
 def _copy_tree(src: Path, dst: Path, patterns: tuple[str, ...]) -> list[Path]:
@@ -89,13 +183,20 @@ def _copy_tree(src: Path, dst: Path, patterns: tuple[str, ...]) -> list[Path]:
     return written
 
 
-def release(course: Course, out: Path) -> list[Path]:
-    """Write the student release into ``out`` (which must be new or empty); returns the files."""
+def release(course: Course, out: Path, *, with_data: bool = False, mnist_url: Optional[str] = None) -> list[Path]:
+    """Write the student release into ``out`` (which must be new or empty); returns the files.
+
+    ``with_data`` bundles the four MNIST ``.gz`` files (verified) into ``out/data/mnist``;
+    ``mnist_url`` is the kit's download mirror (default: course.yml's, else :data:`PUBLIC_MNIST_MIRROR`).
+    """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
     root = course.root
+    pins = pinned_versions(root)
+    mnist_url = mnist_url or course.data.mnist_url or PUBLIC_MNIST_MIRROR
+    mnist_source = _mnist_source(course) if with_data else None  # fail before writing anything
+    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
     stubs_dir = out / course.student_package
@@ -109,10 +210,34 @@ def release(course: Course, out: Path) -> list[Path]:
     written += _copy_tree(root / "coursekit", out / "coursekit", ("*.py",))
     if (root / "notebooks").is_dir():
         written += _copy_tree(root / "notebooks", out / "notebooks", ("*.ipynb", "*.py"))
+    hints = root / course.reference_package / "hints.yml"  # the staged hints (coursekit.hints), beside course.yml
+    if hints.is_file():
+        shutil.copyfile(hints, out / "hints.yml")
+        written.append(out / "hints.yml")
+    if mnist_source is not None:
+        data = out / KIT_MNIST_DIR
+        data.mkdir(parents=True)
+        for name in MNIST_FILES:
+            shutil.copyfile(mnist_source / gz_name(name), data / gz_name(name))
+            written.append(data / gz_name(name))
 
-    (out / "course.yml").write_text(_course_yml(course), encoding="utf-8")
-    (out / "pyproject.toml").write_text(STUDENT_PYPROJECT, encoding="utf-8")
-    rows = "\n".join(f"| {e.id}{' (bonus)' if e.bonus else ''} | {e.module}.py | {e.points:g} |" for e in course.exercises)
-    (out / "README.md").write_text(STUDENT_README.format(title=course.title, ids=", ".join(course.ids), rows=rows), encoding="utf-8")
+    (out / "course.yml").write_text(_course_yml(course, mnist_url), encoding="utf-8")
+    (out / "pyproject.toml").write_text(STUDENT_PYPROJECT.format(**pins), encoding="utf-8")
+    readme = _readme(course, pins, checked_ids(course, root / "tests" / "public"), mnist_url, mnist_source is not None)
+    (out / "README.md").write_text(readme, encoding="utf-8")
     written += [out / "course.yml", out / "pyproject.toml", out / "README.md"]
     return written
+
+
+def _mnist_source(course: Course) -> Path:
+    """The instructor's MNIST folder (as the loader finds it), every file verified; else :class:`ReleaseError`."""
+    from coursekit.mnist import MnistDataError, resolve_mnist_dir, verify_mnist
+
+    try:
+        directory = resolve_mnist_dir()
+    except MnistDataError as exc:
+        raise ReleaseError(f"--with-data: {exc}") from None
+    problems = [p for p in verify_mnist(directory, checksums=course.data.mnist_sha256).values() if p]
+    if problems:
+        raise ReleaseError("--with-data: " + "; ".join(problems))
+    return directory

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .versions import runtime_versions
+
 #: Every status an exercise can end with.
 STATUSES = ("passed", "failed", "error", "timeout", "forbidden", "missing", "not_implemented")
 
@@ -22,10 +24,19 @@ class TestResult:
     message: str = ""
     #: Arrays of the shrunk counterexample (expected, got) for pictures; never written to JSON.
     detail: Optional[dict[str, Any]] = field(default=None, repr=False, compare=False)
+    #: When a check raised on the student's answer: the grader's traceback, for the instructor (JSON only,
+    #: never in the student's feedback).
+    grader_traceback: str = field(default="", repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "points": round(self.points, 4),
-                "max_points": round(self.max_points, 4), "message": self.message}
+        out = {"name": self.name, "passed": self.passed, "points": round2(self.points),
+               "max_points": round2(self.max_points), "message": self.message}
+        if self.grader_traceback:
+            out["grader_traceback"] = self.grader_traceback
+        mistakes = (self.detail or {}).get("mistakes")
+        if mistakes:  # confirmed mistake ids (coursekit.mistakes), for class insights
+            out["mistakes"] = list(mistakes)
+        return out
 
 
 @dataclass
@@ -52,8 +63,13 @@ class ExerciseResult:
                 return f"{t.name}: {t.message}"
         return ""
 
+    @property
+    def notes(self) -> list[str]:
+        """Messages of passed tests (e.g. the accuracy reached and the training time): worth showing too."""
+        return [t.message for t in self.tests if t.passed and t.message]
+
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "score": round(self.score, 4), "max_score": round(self.max_score, 4),
+        return {"id": self.id, "score": round2(self.score), "max_score": round2(self.max_score),
                 "status": self.status, "duration_s": round(self.duration_s, 3), "bonus": self.bonus,
                 "message": self.message, "tests": [t.to_json() for t in self.tests]}
 
@@ -69,9 +85,26 @@ class GradeReport:
     submission: str = ""
     content_hash: str = ""
 
+    @property
+    def bonus_score(self) -> float:
+        """Points earned in bonus exercises (included in :attr:`score`, never in :attr:`max_score`)."""
+        return sum(e.score for e in self.exercises if e.bonus)
+
+    @property
+    def has_bonus(self) -> bool:
+        return any(e.bonus for e in self.exercises)
+
+    def score_text(self) -> str:
+        """``100 / 100 + 15 bonus``: regular points over the maximum, bonus points apart."""
+        text = f"{points(self.score - self.bonus_score)} / {points(self.max_score)}"
+        return text + (f" + {points(self.bonus_score)} bonus" if self.has_bonus else "")
+
     def to_json(self) -> dict[str, Any]:
-        return {"score": round(self.score, 4), "max_score": round(self.max_score, 4),
-                "grader_version": self.grader_version, "isolation": self.isolation,
+        # the total is the sum of the exercise scores as shown (two decimals), so that they add up in every export
+        score = round2(sum(round2(e.score) for e in self.exercises)) if self.exercises else round2(self.score)
+        bonus = round2(sum(round2(e.score) for e in self.exercises if e.bonus))
+        return {"score": score, "max_score": round2(self.max_score), "bonus_score": bonus,
+                "grader_version": self.grader_version, "versions": runtime_versions(), "isolation": self.isolation,
                 "duration_s": round(self.duration_s, 3), "submission": self.submission, "content_hash": self.content_hash,
                 "exercises": [e.to_json() for e in self.exercises]}
 
@@ -82,6 +115,16 @@ class GradeReport:
         return next(e for e in self.exercises if e.id == exercise_id)
 
 
+def round2(value: float) -> float:
+    """Scores carry two decimals at most, everywhere (JSON, text, HTML)."""
+    return round(float(value), 2) + 0.0  # + 0.0: no "-0.0"
+
+
+def points(value: float) -> str:
+    """``7.33``, ``2.1``, ``20``: two decimals at most, no trailing zeros."""
+    return f"{round2(value):.2f}".rstrip("0").rstrip(".")
+
+
 def total(exercises: list[ExerciseResult]) -> tuple[float, float]:
     """(score, max_score): bonus points count in the score but not in the maximum."""
     score = sum(e.score for e in exercises)
@@ -89,4 +132,4 @@ def total(exercises: list[ExerciseResult]) -> tuple[float, float]:
     return score, max_score
 
 
-__all__ = ["STATUSES", "TestResult", "ExerciseResult", "GradeReport", "total", "asdict"]
+__all__ = ["STATUSES", "TestResult", "ExerciseResult", "GradeReport", "total", "round2", "points", "asdict"]

@@ -2,23 +2,44 @@
 
 The workspace is a fresh temporary directory holding ``<student_package>/__init__.py`` and the
 student's module files, copied as plain files. Nothing is ever written next to the submission.
-Zip entries that escape the directory, links that point outside, oversize archives and
-sources that are not UTF-8 are refused with a :class:`SubmissionError` that says why.
+
+Everything that can be wrong with student data is a :class:`SubmissionError` with a one-line
+reason, raised by :func:`prepare` (never a traceback, never an internal error):
+
+* zips: damaged (bad CRC, truncated, not a zip), encrypted, unsupported compression, bombs (total
+  and per-entry unpacked size, compression ratio, number of entries), names that are absolute,
+  hold ``..``, a drive, control characters or undecodable bytes, a name used twice or both as a
+  file and a folder, link and device entries;
+* folders: any symbolic link, or anything that is not a regular file or folder (a pipe, a
+  socket, a device), anywhere inside the submission -- no student is graded on another's files;
+  too many entries.
+
+A module over its size limit (course.yml ``max_module_kb``) or not UTF-8 is left out of the
+workspace and recorded in :attr:`Workspace.problems`: its exercises get status ``error``.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Union
 
-MAX_FILE_BYTES = 2 * 1024 * 1024          # one module
-MAX_ARCHIVE_BYTES = 50 * 1024 * 1024      # everything unpacked
-MAX_ARCHIVE_MEMBERS = 10_000
+if TYPE_CHECKING:
+    from coursekit.course import Course
+
+MAX_ARCHIVE_BYTES = 50 * 1024 * 1024      # everything unpacked (and the .zip itself)
+MAX_MEMBER_BYTES = 10 * 1024 * 1024       # one archive entry unpacked
+MAX_RATIO = 100                           # unpacked / packed, for entries over RATIO_FLOOR_BYTES
+RATIO_FLOOR_BYTES = 1024 * 1024
+MAX_ARCHIVE_MEMBERS = 10_000              # entries of a zip, or files and folders of a submitted folder
+MAX_NAME_CHARS = 1024
+DEFAULT_MODULE_BYTES = 64 * 1024          # when the caller gives no limit (course.yml's default)
+_SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 
 class SubmissionError(ValueError):
@@ -33,7 +54,7 @@ class Workspace:
     package: str
     modules: dict[str, Path] = field(default_factory=dict)   # module name -> file in the workspace
     problems: dict[str, str] = field(default_factory=dict)   # module name -> why it could not be used
-    content_hash: str = ""
+    content_hash: str = ""                                    # of the files the worker sees (modules)
 
     @property
     def package_dir(self) -> Path:
@@ -49,42 +70,170 @@ class Workspace:
         self.cleanup()
 
 
-def _safe_member(name: str) -> PurePosixPath:
+def shown(name: str) -> str:
+    """A file name as text safe to print and store: control characters and undecodable bytes escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def module_limits(course: "Course") -> dict[str, int]:
+    """Bytes allowed per student module: the largest ``max_module_kb`` among the exercises using it."""
+    limits: dict[str, int] = {}
+    for ex in course.exercises:
+        kb = course.limits(ex.id).max_module_kb
+        limits[ex.module] = max(limits.get(ex.module, 0), int(kb * 1024))
+    return limits
+
+
+# ------------------------------------------------------------------------------------------ zips
+
+
+def _member_path(name: str, archive: str) -> PurePosixPath:
+    """The entry's relative path; refuses names that are absolute, climb out, or hold odd characters."""
+    where = f"{archive}: the entry {shown(name)!r}"
+    if len(name) > MAX_NAME_CHARS or any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in name.split("/")):
+        raise SubmissionError(f"{where} has a name too long for a file system")
+    if any(not c.isprintable() for c in name):
+        raise SubmissionError(f"{where} has control characters in its name; re-create the zip from your exercises folder")
     p = PurePosixPath(name.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
-        raise SubmissionError(f"the archive entry {name!r} points outside the submission folder; re-create the zip from your exercises folder")
+        raise SubmissionError(f"{where} points outside the submission folder; re-create the zip from your exercises folder")
     return p
 
 
-def _unzip(archive: Path, into: Path) -> Path:
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SubmissionError(f"{archive.name} is not a readable zip archive ({exc})") from None
-    with zf:
-        members = zf.infolist()
-        if len(members) > MAX_ARCHIVE_MEMBERS:
-            raise SubmissionError(f"{archive.name} holds {len(members)} entries (more than {MAX_ARCHIVE_MEMBERS}); zip only your .py files")
-        total = sum(m.file_size for m in members)
+def _check_members(members: list[zipfile.ZipInfo], archive: str) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """Validate every entry of the central directory before anything is unpacked."""
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise SubmissionError(f"{archive} holds {len(members)} entries (more than {MAX_ARCHIVE_MEMBERS}); zip only your .py files")
+    total = 0
+    files: dict[PurePosixPath, str] = {}
+    folders: set[PurePosixPath] = set()
+    checked = []
+    for m in members:
+        rel = _member_path(m.filename, archive)
+        where = f"{archive}: the entry {shown(m.filename)!r}"
+        mode = stat.S_IFMT(m.external_attr >> 16)
+        if mode == stat.S_IFLNK:
+            raise SubmissionError(f"{where} is a symbolic link; submit plain files")
+        if mode not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise SubmissionError(f"{where} is not a regular file or folder (a device, pipe or socket)")
+        if m.flag_bits & 0x1:
+            raise SubmissionError(f"{where} is encrypted; zip your files without a password")
+        if m.compress_type not in _SUPPORTED_COMPRESSION:
+            raise SubmissionError(f"{where} uses an unsupported compression method ({m.compress_type}); "
+                                  "use a standard zip (deflate)")
+        if m.file_size > MAX_MEMBER_BYTES:
+            raise SubmissionError(f"{where} unpacks to {m.file_size / 1e6:.1f} MB (limit {MAX_MEMBER_BYTES / 1e6:.0f} MB per file)")
+        if m.file_size > RATIO_FLOOR_BYTES and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+            raise SubmissionError(f"{where} is compressed {m.file_size / max(m.compress_size, 1):.0f} to 1 "
+                                  f"(more than {MAX_RATIO} to 1: a zip bomb?)")
+        total += m.file_size
         if total > MAX_ARCHIVE_BYTES:
-            raise SubmissionError(f"{archive.name} unpacks to {total / 1e6:.1f} MB (limit {MAX_ARCHIVE_BYTES / 1e6:.0f} MB); zip only your .py files")
-        for m in members:
-            rel = _safe_member(m.filename)
-            mode = (m.external_attr >> 16) & 0o170000
-            if mode == stat.S_IFLNK:
-                raise SubmissionError(f"the archive entry {m.filename!r} is a symbolic link; submit plain files")
-            if m.is_dir() or not rel.parts:
-                continue
-            target = into.joinpath(*rel.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written = 0
-            with zf.open(m) as src, open(target, "wb") as dst:
-                while chunk := src.read(1 << 16):
-                    written += len(chunk)
-                    if written > MAX_ARCHIVE_BYTES:  # the declared size lied (zip bomb)
-                        raise SubmissionError(f"{archive.name} unpacks to more than {MAX_ARCHIVE_BYTES / 1e6:.0f} MB")
-                    dst.write(chunk)
+            raise SubmissionError(f"{archive} unpacks to more than {MAX_ARCHIVE_BYTES / 1e6:.0f} MB; zip only your .py files")
+        folders.update(rel.parents)
+        if m.is_dir() or mode == stat.S_IFDIR or not rel.parts:
+            folders.add(rel)
+            continue
+        if rel in files:
+            raise SubmissionError(f"{where} appears twice in the archive")
+        files[rel] = m.filename
+        checked.append((m, rel))
+    clash = sorted(set(files) & folders)
+    if clash:
+        raise SubmissionError(f"{archive}: {shown(str(clash[0]))!r} is both a file and a folder in the archive")
+    return checked
+
+
+def _read_zip(archive: Path) -> dict[PurePosixPath, bytes]:
+    """Validate and read a student's zip: every entry is decompressed (CRC checked), ``.py`` files kept.
+
+    The one place that reads zip bytes; whatever goes wrong there is the archive's fault and
+    becomes a :class:`SubmissionError`.
+    """
+    name = shown(archive.name)
+    kept: dict[PurePosixPath, bytes] = {}
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            unpacked = 0
+            for m, rel in _check_members(zf.infolist(), name):
+                chunks, size = [], 0
+                with zf.open(m) as src:
+                    while chunk := src.read(1 << 16):
+                        size += len(chunk)
+                        unpacked += len(chunk)
+                        if size > m.file_size or size > MAX_MEMBER_BYTES or unpacked > MAX_ARCHIVE_BYTES:
+                            raise SubmissionError(f"{name}: the entry {shown(m.filename)!r} unpacks to more than it declares (a zip bomb?)")
+                        if rel.suffix == ".py":
+                            chunks.append(chunk)
+                if rel.suffix == ".py":
+                    kept[rel] = b"".join(chunks)
+    except SubmissionError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise SubmissionError(f"{name} is damaged or not a zip archive ({exc}); re-create it with a standard zip tool") from None
+    except UnicodeDecodeError:
+        raise SubmissionError(f"{name} has entry names that are not valid UTF-8; re-create the zip") from None
+    except RuntimeError as exc:  # zipfile: "File ... is encrypted, password required"
+        raise SubmissionError(f"{name} cannot be read: {exc}") from None
+    except NotImplementedError as exc:
+        raise SubmissionError(f"{name} uses a zip feature this grader does not support ({exc}); use a standard zip (deflate)") from None
+    except MemoryError:
+        raise SubmissionError(f"{name} needs too much memory to unpack") from None
+    except Exception as exc:  # zlib.error, lzma.LZMAError, EOFError, OSError (bz2), struct.error, ValueError...
+        raise SubmissionError(f"{name} is damaged ({type(exc).__name__}: {exc}); re-create it with a standard zip tool") from None
+    return kept
+
+
+def _unzip(archive: Path, into: Path) -> Path:
+    """The ``.py`` files of a validated archive, written under ``into`` (which it returns)."""
+    files = _read_zip(archive)
+    into.mkdir(parents=True, exist_ok=True)
+    for rel, data in files.items():
+        target = into.joinpath(*rel.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
     return into
+
+
+# ------------------------------------------------------------------------------------------ folders
+
+
+def check_tree(root: Path, label: Optional[str] = None) -> None:
+    """Refuse a folder holding a link or anything that is not a regular file or folder, or too many entries.
+
+    ``root`` itself may be a link (the caller named it); nothing under it may be.
+    """
+    label = label or shown(Path(root).name)
+    count = 0
+    todo = [Path(root)]
+    while todo:
+        folder = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            raise SubmissionError(f"{label}: the folder {shown(_rel(folder, root))!r} cannot be read ({exc.strerror})") from None
+        for entry in entries:
+            count += 1
+            if count > MAX_ARCHIVE_MEMBERS:
+                raise SubmissionError(f"{label} holds more than {MAX_ARCHIVE_MEMBERS} files and folders; hand in only your .py files")
+            rel = shown(_rel(Path(entry.path), root))
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as exc:
+                raise SubmissionError(f"{label}: {rel!r} cannot be read ({exc.strerror})") from None
+            if stat.S_ISLNK(mode):
+                raise SubmissionError(f"{label}: {rel!r} is a symbolic link; links are refused (a link could point at "
+                                      "another student's or the instructor's files): submit the file itself")
+            if stat.S_ISDIR(mode):
+                todo.append(Path(entry.path))
+            elif not stat.S_ISREG(mode):
+                raise SubmissionError(f"{label}: {rel!r} is not a regular file or folder (a pipe, socket or device)")
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
 
 
 def _find_modules(root: Path, package: str) -> Path:
@@ -95,43 +244,64 @@ def _find_modules(root: Path, package: str) -> Path:
     return root
 
 
-def _read_source(path: Path, base: Path) -> Optional[bytes]:
-    """Bytes of a regular file that stays inside ``base``; None when the file must be ignored."""
-    if path.is_symlink():
-        resolved = path.resolve()
-        if not resolved.is_relative_to(base.resolve()):
-            raise SubmissionError(f"{path.name} is a link to {resolved}, outside the submission; submit the file itself")
-    if not path.is_file():
-        return None
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise SubmissionError(f"{path.name} is {size / 1e6:.1f} MB; a module over {MAX_FILE_BYTES / 1e6:.0f} MB is not graded")
-    return path.read_bytes()
+def _read_module(path: Path, limit: int) -> tuple[Optional[bytes], str]:
+    """(bytes, "") of a regular file within ``limit`` bytes; (None, why) otherwise; (None, "") if absent."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return None, f"{path.name} cannot be read ({exc.strerror}); submit it as a plain file"
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            return None, f"{path.name} is a folder, not a file"
+        if not stat.S_ISREG(st.st_mode):
+            return None, f"{path.name} is not a regular file"
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        size = max(st.st_size, len(data))
+        return None, (f"{path.name} is {size / 1024:.1f} KB, over the {limit / 1024:g} KB limit for a module "
+                      "(course.yml max_module_kb): a module holds code, not data or trained weights")
+    return data, ""
 
 
-def prepare(submission: Path, package: str, modules: list[str]) -> Workspace:
-    """Copy the student's ``modules`` from ``submission`` (folder or .zip) into a fresh workspace."""
+def prepare(submission: Path, package: str, modules: list[str],
+            max_module_bytes: Union[Mapping[str, int], int, None] = None) -> Workspace:
+    """Copy the student's ``modules`` from ``submission`` (folder or .zip) into a fresh workspace.
+
+    ``max_module_bytes``: a limit per module (see :func:`module_limits`), one for all, or the default.
+    """
     submission = Path(submission)
     if not submission.exists():
-        raise SubmissionError(f"{submission}: no such file or folder")
+        raise SubmissionError(f"{shown(str(submission))}: no such file or folder")
     root = Path(tempfile.mkdtemp(prefix="grader-ws-"))
     try:
         if submission.is_file():
             if submission.suffix.lower() != ".zip":
-                raise SubmissionError(f"{submission}: expected a folder or a .zip archive")
+                raise SubmissionError(f"{shown(submission.name)}: expected a folder or a .zip archive")
             if submission.stat().st_size > MAX_ARCHIVE_BYTES:
-                raise SubmissionError(f"{submission.name} is larger than {MAX_ARCHIVE_BYTES / 1e6:.0f} MB")
+                raise SubmissionError(f"{shown(submission.name)} is larger than {MAX_ARCHIVE_BYTES / 1e6:.0f} MB")
             source_root = _unzip(submission, root / "unpacked")
-        else:
+        elif submission.is_dir():
+            check_tree(submission)
             source_root = submission
+        else:
+            raise SubmissionError(f"{shown(submission.name)} is not a regular file or folder")
         found = _find_modules(source_root, package)
         ws = Workspace(root=root, package=package)
         ws.package_dir.mkdir()
         (ws.package_dir / "__init__.py").write_text("", encoding="utf-8")
         digest = hashlib.sha256()
         for module in sorted(modules):
-            data = _read_source(found / f"{module}.py", source_root)
+            if isinstance(max_module_bytes, Mapping):
+                limit = max_module_bytes.get(module, DEFAULT_MODULE_BYTES)
+            else:
+                limit = DEFAULT_MODULE_BYTES if max_module_bytes is None else int(max_module_bytes)
+            data, why = _read_module(found / f"{module}.py", limit)
             if data is None:
+                if why:
+                    ws.problems[module] = why
                 continue
             try:
                 data.decode("utf-8")

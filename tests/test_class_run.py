@@ -7,6 +7,7 @@ escapes its folder (mallory, unreadable).
 """
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from coursekit.course import load_course
 from grader.class_run import discover, run_job
 from grader.cli import main
 from grader.fingerprint import code_hash, course_hash, grader_build
@@ -42,8 +44,9 @@ ENDLESS = """
         while True:
             pass
     """
-#: Distinct (exercise, code) pairs in the class: conv_output_size x4 (alice, bob, carol, eve), pad2d x1, same_padding x1.
-DISTINCT_KEYS = 6
+#: Distinct (exercise, workspace) pairs in the class: the cache is keyed on every file a worker sees, so
+#: alice, dave and frank (identical modules) share their 3 results; bob, carol and eve have 3 each.
+DISTINCT_KEYS = 12
 
 
 def make_class(root: Path) -> Path:
@@ -135,19 +138,23 @@ def test_identical_code_is_graded_once(graded):
         assert gb.graded_twice() == []
         assert {r.origin for r in gb.rows("dave").values()} == {"dedupe"}
         assert {r.origin for r in gb.rows("frank").values()} == {"dedupe"}
-        bob = gb.rows("bob")
-        assert bob["conv_output_size"].origin == "graded" and bob["pad2d"].origin == "dedupe"
-        assert bob["pad2d"].cache_key == gb.rows("alice")["pad2d"].cache_key
+        bob = gb.rows("bob")  # one module differs from alice's: every exercise is graded (the worker sees it)
+        assert {r.origin for r in bob.values()} == {"graded"}
+        assert bob["pad2d"].cache_key != gb.rows("alice")["pad2d"].cache_key
         recorded = Counter((e["student"], e["exercise"]) for e in gb.events("recorded"))
         assert set(recorded.values()) == {1} and len(recorded) == len(STUDENTS) * 3
 
 
 def test_exports(graded):
     _, out, _ = graded
-    lines = (out / "grades.csv").read_text().splitlines()
-    header = lines[0].split(",")
+    with open(out / "grades.csv", newline="", encoding="utf-8") as fh:
+        lines = list(csv.reader(fh))
+    header = lines[0]
     assert header[0] == "student" and header[-1] == "total" and {"pad2d", "conv_output_size"} <= set(header)
-    rows = {line.split(",")[0]: dict(zip(header, line.split(","))) for line in lines[1:]}
+    assert "conv2d_backward (bonus)" in header and "conv2d (bonus)" not in header  # bonus columns are marked
+    maxima = dict(zip(header, lines[1]))
+    assert maxima["student"] == "(max points)" and maxima["conv2d"] == "20" and maxima["total"] == "100"
+    rows = {line[0]: dict(zip(header, line)) for line in lines[2:]}
     assert sorted(rows) == STUDENTS
     assert rows["alice"]["total"] == "20" and rows["alice"]["conv2d"] == ""
     assert rows["eve"]["conv_output_size"] == "0" and rows["eve"]["total"] == "15"
@@ -162,6 +169,30 @@ def test_exports(graded):
     assert "SyntaxError in strides.py, line 2" in carol and "15 / " in carol
     assert "timeout" in (out / "feedback" / "eve.html").read_text()
     assert sorted(p.stem for p in (out / "feedback").glob("*.html")) == STUDENTS
+
+
+def test_canvas_export_has_the_gradebook_import_layout(graded):
+    """Canvas's import: Student, ID, SIS User ID, SIS Login ID, Section, one column per exercise, and a
+    "Points Possible" row (a bonus exercise has 0 points possible: Canvas's extra credit)."""
+    _, out, _ = graded
+    with open(out / "canvas.csv", newline="", encoding="utf-8") as fh:
+        lines = list(csv.reader(fh))
+    course = load_course()
+    assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
+                        *(f"{course.title}: {ex.id}" for ex in course.exercises)]
+    points = dict(zip(lines[0], lines[1]))
+    assert lines[1][0] == "Points Possible" and lines[1][1:5] == ["", "", "", ""]
+    assert points[f"{course.title}: conv2d"] == "20" and points[f"{course.title}: conv2d_backward"] == "0"
+    rows = {line[0]: dict(zip(lines[0], line)) for line in lines[2:]}
+    assert sorted(rows) == STUDENTS
+    assert rows["bob"]["SIS Login ID"] == "bob" and rows["alice"][f"{course.title}: pad2d"] == "10"
+    assert rows["alice"][f"{course.title}: conv2d"] == ""   # not graded: blank, which Canvas leaves unchanged
+    assert rows["mallory"][f"{course.title}: pad2d"] == "0"
+
+
+def test_the_lock_file_is_removed_after_a_run(graded):
+    _, out, rc = graded
+    assert rc == 0 and not (out / ".grade-all.lock").exists()
 
 
 # ------------------------------------------------------------------------------------------ reruns
@@ -185,9 +216,9 @@ def test_changed_submission_is_regraded_and_a_known_one_comes_from_the_cache(gra
     with Gradebook(out / "gradebook.sqlite") as gb:
         run = last_run(gb)
         graded_now = sorted((e["student"], e["exercise"]) for e in gb.events("graded", run))
-        assert graded_now == [("alice", "pad2d"), ("alice", "same_padding")]
+        assert graded_now == [("alice", "conv_output_size"), ("alice", "pad2d"), ("alice", "same_padding")]
         recorded = sorted((e["student"], e["exercise"], e["detail"]) for e in gb.events("recorded", run))
-        assert recorded == [("alice", "conv_output_size", "cache"), ("alice", "pad2d", "graded"),
+        assert recorded == [("alice", "conv_output_size", "graded"), ("alice", "pad2d", "graded"),
                             ("alice", "same_padding", "graded"), ("bob", "conv_output_size", "cache"),
                             ("bob", "pad2d", "cache"), ("bob", "same_padding", "cache")]
     assert table(out)["bob", "conv_output_size"] == ("passed", 5)
@@ -205,12 +236,15 @@ def test_force_regrades_everything(graded, course_file, tmp_path):
 
 def test_changed_points_regrade_that_exercise_only(graded, tmp_path):
     klass, out = copy_of(graded, tmp_path)
-    course = course_with_limits(tmp_path, time_limit_s=8, pad2d={"points": 12})
+    concepts = dict(getattr(load_course().exercise("pad2d"), "concepts", None) or {})
+    changed = {"points": 12, **({"concepts": {**concepts, "values": concepts["values"] + 2}} if concepts else {})}
+    course = course_with_limits(tmp_path, time_limit_s=8, pad2d=changed)
     assert run_cli(tmp_path / "course.yml", klass, out, "--workers", "2") == 0
     assert course.exercise("pad2d").points == 12
     with Gradebook(out / "gradebook.sqlite") as gb:
         run = last_run(gb)
-        assert [e["exercise"] for e in gb.events("graded", run)] == ["pad2d"]
+        graded_now = [e["exercise"] for e in gb.events("graded", run)]
+        assert graded_now == ["pad2d"] * 4  # once per distinct workspace (alice's is dave's and frank's)
         assert gb.rows("alice")["pad2d"].max_score == 12
     assert table(out)["alice", "pad2d"] == ("passed", 12)
 
@@ -305,13 +339,13 @@ def test_an_internal_error_records_nothing_for_that_student(course_file, tmp_pat
     reference_submission(klass / "bob", {"strides": OFF_BY_ONE})
     shutil.copytree(klass / "alice", klass / "dave")  # identical to alice: depends on alice's result
     out = tmp_path / "out"
-    monkeypatch.setattr("grader.class_run.PoolBackend", lambda workers: FailFor("alice"))
+    monkeypatch.setattr("grader.class_run.runner.PoolBackend", lambda workers: FailFor("alice"))
     assert main(["--course", str(course_file), "grade-all", str(klass), "--out", str(out),
                  "--only", "conv_output_size"]) == 3
     err = capsys.readouterr().err
     assert "INTERNAL ERROR for alice" in err and "INTERNAL ERROR for dave" in err
     assert {s for s, _ in table(out)} == {"bob"}
-    assert (out / "grades.csv").read_text().splitlines()[1].startswith("alice,,")
+    assert (out / "grades.csv").read_text().splitlines()[2].startswith("alice,,")
     monkeypatch.undo()
     assert main(["--course", str(course_file), "grade-all", str(klass), "--out", str(out), "--workers", "1",
                  "--only", "conv_output_size"]) == 0
@@ -378,18 +412,14 @@ def test_nbgrader_course_folder_is_graded(course_file, tmp_path):
     assert table(out) == {("ann", "same_padding"): ("passed", 5)}
 
 
-def test_code_hash_covers_the_module_and_what_it_imports():
+def test_code_hash_covers_every_module_the_worker_sees():
     src = {p.stem: p.read_bytes() for p in SOLUTIONS.glob("*.py") if p.stem != "__init__"}
-    base = code_hash("conv", src, "exercises")
-    assert code_hash("conv", {**src, "pooling": b"# changed"}, "exercises") == base  # not imported by conv
-    assert code_hash("conv", {**src, "strides": src["strides"] + b"\n#"}, "exercises") != base  # imported
-    assert code_hash("backprop", {**src, "strides": src["strides"] + b"\n#"}, "exercises") != \
-        code_hash("backprop", src, "exercises")  # transitively
-    dynamic = {**src, "conv": src["conv"] + b"\nimport importlib\n"}
-    assert code_hash("conv", {**dynamic, "pooling": b"# changed"}, "exercises") != code_hash("conv", dynamic, "exercises")
-    absolute = {"a": b"from exercises import b\n", "b": b"x = 1\n"}
-    assert code_hash("a", absolute, "exercises") != code_hash("a", {**absolute, "b": b"x = 2\n"}, "exercises")
-    assert code_hash("a", {"a": b"x = 1"}, "exercises") != code_hash("b", {"b": b"x = 1"}, "exercises")
+    base = code_hash(src, "exercises")
+    assert code_hash(dict(reversed(src.items())), "exercises") == base  # order does not matter
+    assert code_hash({**src, "pooling": b"# changed"}, "exercises") != base  # conv never imports pooling: still covered
+    assert code_hash({k: v for k, v in src.items() if k != "pooling"}, "exercises") != base
+    assert code_hash(src, "exercises", {"pooling": "not UTF-8"}) != base
+    assert code_hash(src, "other") != base
 
 
 def test_course_hash_follows_points_and_limits(tmp_path):
@@ -397,8 +427,122 @@ def test_course_hash_follows_points_and_limits(tmp_path):
         (tmp_path / name).mkdir()
     base = course_with_limits(tmp_path / "a", time_limit_s=8)
     longer = course_with_limits(tmp_path / "b", time_limit_s=9)
-    points = course_with_limits(tmp_path / "c", time_limit_s=8, pad2d={"points": 11})
+    concepts = dict(getattr(load_course().exercise("pad2d"), "concepts", None) or {})
+    points = course_with_limits(tmp_path / "c", time_limit_s=8, pad2d={
+        "points": 11, **({"concepts": {**concepts, "values": concepts["values"] + 1}} if concepts else {})})
     ex = base.exercise("pad2d")
     assert course_hash(base, ex) != course_hash(longer, longer.exercise("pad2d"))
     assert course_hash(base, ex) != course_hash(points, points.exercise("pad2d"))
     assert course_hash(base, base.exercise("conv2d")) == course_hash(points, points.exercise("conv2d"))
+
+
+# ------------------------------------------------------------------------------------------ integrity (issue 8 §3, §5)
+
+#: conv_output_size reaches padding.OFFSET through pickle: no import statement, no importlib, no open().
+PICKLED_SIBLING = '''
+    def conv_output_size(n, k, stride=1, padding=0):
+        import pickle
+        offset = pickle.loads(b"cexercises.padding\\nOFFSET\\n.")
+        if stride < 1 or n + 2 * padding < k:
+            raise ValueError("bad sizes")
+        return (n + 2 * padding - k) // stride + 1 + offset
+    '''
+
+
+def test_a_sibling_reached_dynamically_is_part_of_the_cache_key(course_file, tmp_path):
+    """Two students share strides.py but differ in padding.py, which strides.py reads through pickle:
+    each one's class-run score equals their score graded alone."""
+    from grader.grade import grade_submission
+
+    klass = tmp_path / "class"
+    reference_submission(klass / "ann", {"strides": PICKLED_SIBLING, "padding": "OFFSET = 0\n"})
+    reference_submission(klass / "ben", {"strides": PICKLED_SIBLING, "padding": "OFFSET = 1\n"})
+    out = tmp_path / "out"
+    assert main(["--course", str(course_file), "grade-all", str(klass), "--out", str(out), "--workers", "1",
+                 "--only", "conv_output_size"]) == 0
+    course = load_course(course_file)
+    alone = {s: grade_submission(klass / s, course, only=["conv_output_size"]).exercise("conv_output_size")
+             for s in ("ann", "ben")}
+    assert alone["ann"].status == "passed" and alone["ben"].score < alone["ann"].score  # the attack is real
+    t = table(out)
+    for student in ("ann", "ben"):
+        assert t[student, "conv_output_size"] == (alone[student].status, alone[student].score), student
+
+
+def test_bad_submissions_are_errors_and_the_class_goes_on(course_file, tmp_path):
+    """Damaged zips, links, an oversize module, clashing and unsafe ids: each such student gets status
+    `error` with the reason (or is left out with a note), the others are graded, the run exits 0."""
+    from test_submission_attacks import bad_zips
+
+    klass = tmp_path / "class"
+    reference_submission(klass / "alice")
+    (tmp_path / "zips").mkdir()
+    zips = bad_zips(tmp_path / "zips")
+    expected = {}
+    for n, case in enumerate(["bad CRC", "encrypted", "unsupported compression", "non-UTF-8 name",
+                              "file and folder of the same name", "symlink entry", "truncated", "bomb: ratio"]):
+        path, word = zips[case]
+        shutil.copyfile(path, klass / f"zip{n}.zip")
+        expected[f"zip{n}"] = word
+    linker = klass / "linker"
+    linker.mkdir()
+    for f in SOLUTIONS.glob("*.py"):
+        (linker / f.name).symlink_to(Path("..") / "alice" / f.name)
+    expected["linker"] = "symbolic link"
+    (klass / "linkdir").symlink_to(klass / "alice")
+    expected["linkdir"] = "symbolic link"
+    reference_submission(klass / "big", {"strides": "TABLE = " + repr(bytes(20 * 1024)) + "\n"})
+    expected["big"] = "64 KB limit"
+    reference_submission(klass / "Bob")
+    reference_submission(klass / "bob")
+    expected["Bob"] = expected["bob"] = "same id"
+    reference_submission(klass / "=HYPERLINK(1)")
+    reference_submission(klass / "-rf")
+    out = tmp_path / "out"
+    assert main(["--course", str(course_file), "grade-all", str(klass), "--out", str(out), "--workers", "1",
+                 "--only", "conv_output_size"]) == 0
+    t = table(out)
+    assert t["alice", "conv_output_size"] == ("passed", 5)
+    assert sorted(s for s, _ in t) == sorted(["alice", *expected])
+    with Gradebook(out / "gradebook.sqlite") as gb:
+        for student, word in expected.items():
+            row = gb.rows(student)["conv_output_size"]
+            assert (row.status, row.score) == ("error", 0), student
+            assert word.lower() in row.message.lower(), (student, row.message)
+    for name in ("grades.csv", "canvas.csv"):
+        with open(out / name, newline="", encoding="utf-8") as fh:
+            cells = [c for row in csv.reader(fh) for c in row]
+        assert not any(c.startswith(("=", "+", "-", "@")) for c in cells), name
+    assert not (out / ".grade-all.lock").exists()
+
+
+def test_formula_cells_are_neutralised_in_every_csv(course_file, tmp_path):
+    """A course title (the Canvas column names) that a spreadsheet would run as a formula is written as text."""
+    import yaml
+
+    raw = yaml.safe_load(course_file.read_text(encoding="utf-8"))
+    raw["title"] = "=HYPERLINK(\"http://evil\",\"x\")"
+    (tmp_path / "course.yml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    klass = tmp_path / "class"
+    reference_submission(klass / "alice")
+    out = tmp_path / "out"
+    assert main(["--course", str(tmp_path / "course.yml"), "grade-all", str(klass), "--out", str(out),
+                 "--workers", "1", "--only", "conv_output_size"]) == 0
+    with open(out / "canvas.csv", newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    assert header[5].startswith("'=HYPERLINK")
+
+
+def test_the_lock_file_is_removed_after_an_error(course_file, tmp_path, monkeypatch):
+    class Broken(FailFor):
+        def results(self, jobs):
+            raise RuntimeError("the backend broke")
+            yield  # pragma: no cover
+
+    klass = tmp_path / "class"
+    reference_submission(klass / "alice")
+    out = tmp_path / "out"
+    monkeypatch.setattr("grader.class_run.runner.PoolBackend", lambda workers: Broken("nobody"))
+    assert main(["--course", str(course_file), "grade-all", str(klass), "--out", str(out),
+                 "--only", "conv_output_size"]) == 3
+    assert not (out / ".grade-all.lock").exists()

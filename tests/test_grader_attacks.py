@@ -265,3 +265,25 @@ def test_forbidden_imports_and_calls_score_zero(tmp_path, course, code):
     assert target.status == "forbidden" and target.score == 0, (target.status, target.first_failure)
     assert "forbidden" in target.first_failure
     assert report.exercise("pad2d").status == "passed"
+
+
+def test_a_lookup_table_over_the_module_size_cap_earns_nothing(tmp_path, course):
+    """A module carrying precomputed answers (or trained weights) over course.yml's max_module_kb is an error."""
+    table = {(n, k, s, p): (n + 2 * p - k) // s + 1 for n in range(1, 100) for k in range(1, 8)
+             for s in range(1, 4) for p in range(0, 4)}
+    target = attack(tmp_path, course, f"""
+        TABLE = {table!r}
+        return TABLE[(n, k, stride, padding)]
+    """)
+    assert target.status == "error" and "limit for a module" in target.message
+
+
+def test_a_link_to_the_reference_is_refused(tmp_path, course):
+    """strides.py -> the instructor's solutions/strides.py: the whole submission is refused, nothing graded."""
+    from grader.submission import SubmissionError
+
+    sub = reference_submission(tmp_path / "sub")
+    (sub / "strides.py").unlink()
+    (sub / "strides.py").symlink_to(ROOT / "solutions" / "strides.py")
+    with pytest.raises(SubmissionError, match="symbolic link"):
+        grade(sub, course, only=["conv_output_size", "pad2d"])

@@ -169,7 +169,8 @@ def test_link_pointing_outside_is_refused(tmp_path, capsys):
     (sub / "conv.py").unlink()
     (sub / "conv.py").symlink_to(SOLUTIONS / "conv.py")
     assert main(["grade", str(sub), "--only", "conv2d"]) == 2
-    assert "outside the submission" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "outside the submission" in err or "links are refused" in err
 
 
 def test_non_utf8_source_is_an_error(tmp_path):
@@ -201,15 +202,6 @@ def test_cli_usage_errors(tmp_path, capsys):
     assert main(["grade", str(SOLUTIONS), "--only", "conv3d"]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "conv3d" in err and "Traceback" not in err
-
-
-@pytest.mark.slow
-def test_reference_training_in_the_sandbox_gets_full_marks():
-    """mnist_accuracy end to end: the reference trains inside the sandbox, predictions are scored here."""
-    report = grade(SOLUTIONS, only=["mnist_accuracy"])
-    ex = report.exercise("mnist_accuracy")
-    assert ex.status == "passed" and ex.score == ex.max_score, ex.first_failure
-    assert "test accuracy 0.99" in ex.tests[0].message
 
 
 def test_untrained_model_earns_no_accuracy_points(tmp_path):

@@ -563,3 +563,29 @@ def test_verify_command_on_good_files(tmp_path: Path, capsys, monkeypatch) -> No
     assert mnist.main(["verify", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
     assert out.count("OK") == 4 and "PROBLEM" not in out
+
+
+# -- in a released kit: the README's download command, verbatim ------------------------------------
+
+@needs_real
+def test_kit_readme_download_command_fetches_into_the_cache_the_loader_reads(tmp_path: Path, site: Path, no_proxy) -> None:
+    """A kit released with a course mirror: `python -m coursekit.mnist download`, as its README says it."""
+    from grader.cli import main as grader
+
+    for name in MNIST_FILES:
+        shutil.copyfile(REAL_DIR / f"{name}.gz", site / "mnist" / f"{name}.gz")
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_YML", "MNIST_DIR", "PYTHONPATH")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    with serve(site) as url:
+        kit = tmp_path / "kit"
+        assert grader(["release", str(kit), "--mnist-url", url]) == 0
+        readme = (kit / "README.md").read_text(encoding="utf-8")
+        assert "\n    python -m coursekit.mnist download\n" in readme and url in readme
+        proc = subprocess.run([sys.executable, "-m", "coursekit.mnist", "download"], cwd=kit, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    cache = tmp_path / "cache" / "convnets-course" / "mnist"
+    assert sorted(p.name for p in cache.iterdir()) == sorted(f"{n}.gz" for n in MNIST_FILES)
+    proc = subprocess.run([sys.executable, "-m", "coursekit.mnist", "verify"], cwd=kit, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.count("OK") == 4, proc.stdout + proc.stderr

@@ -269,6 +269,81 @@ def test_autograde_cell_fails_loudly_instead_of_guessing(tmp_path, monkeypatch, 
     assert capfd.readouterr().err == ""
 
 
+# ----------------------------------------------------------------------------- links and instructor paths (fast)
+def test_check_refuses_links_and_pipes_per_student(tmp_path, capsys):
+    course = tmp_path / "course"
+    submitted = course / "submitted"
+    reference_submission(submitted / "ada" / ASSIGNMENT / COURSE.student_package)
+    eve = submitted / "eve" / ASSIGNMENT / COURSE.student_package
+    eve.mkdir(parents=True)
+    (eve / "strides.py").symlink_to("../../../ada/convnets/exercises/strides.py")
+    (submitted / "zed" / ASSIGNMENT).mkdir(parents=True)
+    os.mkfifo(submitted / "zed" / ASSIGNMENT / "notes.txt")
+    (submitted / "lou").symlink_to(submitted / "ada")
+    (submitted / "max").mkdir()
+    (submitted / "max" / ASSIGNMENT).symlink_to(submitted / "ada" / ASSIGNMENT)
+    ok, refused = nbg.check_submissions(course, ASSIGNMENT)
+    assert ok == ["ada"] and sorted(refused) == ["eve", "lou", "max", "zed"]
+    assert "exercises/strides.py" in refused["eve"] and "symbolic link" in refused["eve"]
+    assert "not a regular file" in refused["zed"]
+    assert main(["nbgrader", "check", ASSIGNMENT, "--course-dir", str(course)]) == 1
+    out = capsys.readouterr().out
+    assert "REFUSED eve:" in out and "1 submissions of convnets can be autograded; 4 refused" in out
+    assert str(tmp_path) not in out
+    shutil.rmtree(submitted)
+    reference_submission(submitted / "ada" / ASSIGNMENT / COURSE.student_package)
+    assert main(["nbgrader", "check", ASSIGNMENT, "--course-dir", str(course)]) == 0
+
+
+def test_config_installs_the_guards(full_course):
+    from nbgrader.converters.autograde import Autograde
+    from nbgrader.converters.generate_feedback import GenerateFeedback
+    from traitlets.config.loader import PyFileConfigLoader
+
+    PyFileConfigLoader("nbgrader_config.py", path=str(full_course)).load_config()
+    assert getattr(Autograde.init_assignment, "__grader_guard__", False)
+    assert GenerateFeedback.init_assignment.__name__ == "_feedback_pages_only"
+
+
+def test_public_text_keeps_instructor_paths_out(tmp_path):
+    sub = tmp_path / "autograded" / "eve" / ASSIGNMENT
+    text = (f"cannot grade in {sub}: File \"/home/prof/venv/lib/python3.11/site-packages/grader/grade.py\", "
+            f"line 3; 1/2 of x / y; see https://example.org/a/b")
+    public = nbg.public_text(text, sub)
+    assert str(tmp_path) not in public and "/home/prof" not in public
+    assert "your submission" in public and "…/grade.py" in public
+    assert "1/2 of x / y" in public and "https://example.org/a/b" in public
+
+
+def test_autograde_cell_failure_shows_no_instructor_path(tmp_path, monkeypatch, capfd):
+    sub = reference_submission(tmp_path / "secret-course" / "autograded" / "eve" / COURSE.student_package).parent
+    (sub / "link.txt").symlink_to("/proc/self/environ")
+    monkeypatch.setenv(nbg.SUBMISSION_ENV, str(sub))
+    with pytest.raises(nbg.AutogradeError) as info:
+        nbg.autograde_cell("conv_output_size")
+    assert "symbolic link" in str(info.value) and "secret-course" not in str(info.value)
+    assert capfd.readouterr().err == ""
+
+
+def test_autograde_error_shows_as_one_line_in_a_kernel(tmp_path, monkeypatch, capfd):
+    """In IPython (the autograde kernel) the failure is an error output of one line: no traceback
+    through the grader's files, no course folder."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    sub = reference_submission(tmp_path / "secret-course" / "autograded" / "eve" / COURSE.student_package).parent
+    (sub / "link.txt").symlink_to("/proc/self/environ")
+    monkeypatch.setenv(nbg.SUBMISSION_ENV, str(sub))
+    shell = InteractiveShell.instance()
+    try:
+        result = shell.run_cell("from grader.nbgrader import autograde_cell\nautograde_cell('conv_output_size')")
+        out = capfd.readouterr().out
+    finally:
+        InteractiveShell.clear_instance()
+    assert isinstance(result.error_in_exec, nbg.AutogradeError)
+    assert "AutogradeError: the grader could not grade conv_output_size" in out and "symbolic link" in out
+    assert "secret-course" not in out and "Traceback" not in out and str(ROOT) not in out
+
+
 # ----------------------------------------------------------------------------- the real nbgrader, end to end
 MALLORY_CELL = """\
 import grader.nbgrader as g
@@ -324,8 +399,20 @@ def graded_course(tmp_path_factory) -> Path:
     nb = nbformat.read(str(notebook), as_version=4)
     nb.cells.insert(1, nbformat.v4.new_code_cell(MALLORY_CELL))
     nbformat.write(nb, str(notebook))
+    # eve: her modules are links to ada's, plus links to the gradebook, the config and the environment
+    eve = submit("eve")
+    for module in eve.glob("*.py"):
+        module.unlink()
+        module.symlink_to(Path("../../../ada") / ASSIGNMENT / COURSE.student_package / module.name)
+    (eve.parent / "gradebook.txt").symlink_to("../../../gradebook.db")
+    (eve.parent / "config.txt").symlink_to("../../../nbgrader_config.py")
+    (eve.parent / "environ.txt").symlink_to("/proc/self/environ")
 
-    for step in (["autograde", ASSIGNMENT], ["generate_feedback", ASSIGNMENT], ["export"]):
+    assert main(["nbgrader", "check", ASSIGNMENT, "--course-dir", str(course)]) == 1
+    done = nbgrader(course, "autograde", ASSIGNMENT)  # eve is refused, the others graded: nbgrader exits 1
+    assert done.returncode == 1 and "Not grading eve" in done.stderr and "symbolic link" in done.stderr, \
+        done.stderr[-3000:]
+    for step in (["generate_feedback", ASSIGNMENT], ["export"]):
         done = nbgrader(course, *step)
         assert done.returncode == 0, f"nbgrader {' '.join(step)}:\n{done.stderr[-3000:]}"
     return course
@@ -417,3 +504,24 @@ def test_export_csv_has_each_students_total(graded_course):
     assert float(rows["ada"]["score"]) == float(rows["ada"]["max_score"]) == nbgrader_max
     assert float(rows["stan"]["score"]) == 0
     assert 0 < float(rows["mallory"]["score"]) < nbgrader_max
+
+
+@pytest.mark.slow
+def test_a_linking_student_is_refused_before_nbgrader_copies_anything(graded_course):
+    assert not (graded_course / "autograded" / "eve").exists() or not any((graded_course / "autograded" / "eve").rglob("*.*"))
+    assert not (graded_course / "feedback" / "eve").exists()
+    with open(graded_course / "grades.csv", newline="", encoding="utf-8") as fh:
+        assert "eve" not in {r["student_id"] for r in csv.DictReader(fh) if float(r["score"] or 0) > 0}
+    gradebook = (graded_course / "gradebook.db").read_bytes()[:64]
+    for path in (graded_course / "autograded").rglob("*"):
+        if path.is_file() and path.suffix != ".ipynb":
+            assert gradebook not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_feedback_holds_only_html_pages(graded_course):
+    files = [p for p in (graded_course / "feedback").rglob("*") if p.is_file()]
+    assert files and all(p.suffix == ".html" for p in files), sorted({p.suffix for p in files})
+    for page in files:
+        text = page.read_text(encoding="utf-8")
+        assert str(graded_course) not in text and str(ROOT) not in text, page

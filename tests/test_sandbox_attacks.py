@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from grader.sandbox import bwrap as bw
-from grader.sandbox import launcher, wire
+from grader.sandbox import launcher
+from grader.sandbox_runtime import wire
 from grader.sandbox.launcher import SandboxLimits, Worker
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.sandbox import landlock, seccomp
+from grader.sandbox_runtime import landlock, seccomp
 
-SANDBOX_DIR = Path(__file__).resolve().parents[1] / "grader" / "sandbox"
+GRADER_DIR = Path(__file__).resolve().parents[1] / "grader"
+SANDBOX_DIR = GRADER_DIR / "sandbox"  # trusted: runs in the grader
+RUNTIME_DIR = GRADER_DIR / "sandbox_runtime"  # copied whole beside student code
 
 
 def in_child(fn) -> dict:
@@ -132,30 +134,39 @@ def test_landlock_confines_reads_writes_and_signals(tmp_path):
     assert secret.read_text() == "expected outputs"
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, package: str = "grader.sandbox") -> set[str]:
+    """Every module ``path`` imports, relative imports resolved against ``package``."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:  # relative: resolve against grader.sandbox
-                parent = ["grader", "sandbox"][: max(0, 2 - (node.level - 1))]
+            if node.level:
+                parts = package.split(".")
+                parent = parts[: max(0, len(parts) - (node.level - 1))]
                 base = ".".join(parent + ([base] if base else []))
             names.add(base)
             names |= {f"{base}.{a.name}" for a in node.names}
     return names
 
 
-def _forbidden_imports(path: Path) -> set[str]:
-    return {n for n in _imports(path) if n.split(".")[0] == "solutions" or n.startswith("grader.suites")}
+def _forbidden_imports(path: Path, package: str = "grader.sandbox") -> set[str]:
+    return {n for n in _imports(path, package) if n.split(".")[0] == "solutions" or n.startswith("grader.suites")}
 
 
-def test_nothing_in_the_sandbox_package_imports_hidden_suites_or_solutions(tmp_path):
-    files = sorted(SANDBOX_DIR.glob("*.py"))
-    assert len(files) >= 6
+def _outside_runtime(path: Path) -> set[str]:
+    """Imports of grader code outside :mod:`grader.sandbox_runtime` (or of the solutions)."""
+    return {n for n in _imports(path, "grader.sandbox_runtime")
+            if n.split(".")[0] in ("grader", "solutions") and not n.startswith("grader.sandbox_runtime")}
+
+
+def test_nothing_in_the_sandbox_packages_imports_hidden_suites_or_solutions(tmp_path):
+    files = sorted(SANDBOX_DIR.glob("*.py")) + sorted(RUNTIME_DIR.glob("*.py"))
+    assert len(files) >= 11
     for f in files:
-        assert not _forbidden_imports(f), f"{f.name} imports {_forbidden_imports(f)}"
+        package = f"grader.{f.parent.name}"
+        assert not _forbidden_imports(f, package), f"{f.name} imports {_forbidden_imports(f, package)}"
     # the scanner itself sees the ways such an import can be written
     probe = tmp_path / "probe.py"
     for line in ("from ..suites import conv", "import grader.suites.conv", "from solutions.conv import conv2d",
@@ -164,10 +175,91 @@ def test_nothing_in_the_sandbox_package_imports_hidden_suites_or_solutions(tmp_p
         assert _forbidden_imports(probe), line
 
 
-def test_worker_runtime_holds_only_worker_modules():
-    from grader.sandbox.workspace import RUNTIME_FILES
+def test_the_worker_runtime_folder_imports_nothing_from_the_trusted_side(tmp_path):
+    files = sorted(RUNTIME_DIR.glob("*.py"))
+    assert {f.stem for f in files} >= {"__init__", "worker", "wire", "guard", "seccomp", "landlock", "torch_ops"}
+    for f in files:
+        assert not _outside_runtime(f), f"{f.name} imports {_outside_runtime(f)}"
+    assert not (RUNTIME_DIR / "__init__.py").read_text().count("import "), "the copied __init__ imports nothing"
+    probe = tmp_path / "probe.py"
+    for line in ("from ..sandbox import launcher", "from ..sandbox.bwrap import argv", "import grader.sandbox.view",
+                 "from grader.sandbox import workspace", "from .. import grade", "from ..suites import conv",
+                 "import solutions"):
+        probe.write_text(line + "\n")
+        assert _outside_runtime(probe), line
+    probe.write_text("from . import wire\nfrom .guard import Guard\nimport numpy\n")
+    assert not _outside_runtime(probe)
 
-    for name in RUNTIME_FILES:
-        imports = _imports(SANDBOX_DIR / name)
-        assert not any(n.startswith(("grader.sandbox.launcher", "grader.sandbox.bwrap", "grader.sandbox.view",
-                                     "grader.sandbox.workspace", "grader.suites", "solutions")) for n in imports), name
+
+def test_the_trusted_side_uses_only_the_wire_format_and_kernel_probes_of_the_runtime():
+    for f in sorted(SANDBOX_DIR.glob("*.py")):
+        used = {n.split(".")[2] for n in _imports(f) if n.startswith("grader.sandbox_runtime.")}
+        assert used <= {"wire", "landlock", "seccomp"}, f"{f.name} imports runtime modules {used}"
+
+
+def test_the_whole_runtime_folder_and_nothing_else_is_copied_into_a_workspace(tmp_path):
+    from grader.sandbox.workspace import RUNTIME_PACKAGE, create_workspace
+
+    (tmp_path / "exercises").mkdir()
+    (tmp_path / "exercises" / "conv.py").write_text("x = 1\n")
+    ws = create_workspace(tmp_path, "exercises")
+    try:
+        copied = ws.runtime / RUNTIME_PACKAGE
+        assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in RUNTIME_DIR.glob("*.py"))
+        for p in copied.iterdir():
+            assert p.read_bytes() == (RUNTIME_DIR / p.name).read_bytes(), p.name
+        assert sorted(p.name for p in ws.runtime.iterdir()) == [RUNTIME_PACKAGE]
+    finally:
+        ws.remove()
+
+
+# ------------------------------------------------------------------ the filesystem view, as computed
+
+
+def _flag_args(a: list[str], flag: str) -> list[str]:
+    return [a[i + 1] for i, x in enumerate(a) if x == flag]
+
+
+def test_bwrap_view_masks_every_site_dir_and_binds_no_forbidden_file():
+    """Host-only (no sandbox needed): the command line hides each site dir of the mounted trees and
+    binds back only allowed entries, leaving scipy/signal and scipy/ndimage out of scipy."""
+    import site
+    import sys
+
+    import scipy
+
+    from grader.sandbox import bwrap as bw
+    from grader.sandbox.view import python_view
+
+    forbidden = ("torch", "tensorflow", "keras", "jax", "scipy.signal", "scipy.ndimage")
+    view = python_view(("numpy", "scipy"), forbidden)
+    a = bw.argv(bwrap="bwrap", view=view, student="/s", runtime="/r", env={}, command=["python"], info_fd=3,
+                scratch_bytes=1 << 20, tmp_bytes=1 << 20)
+    tmpfs, binds = set(_flag_args(a, "--tmpfs")), _flag_args(a, "--ro-bind")
+    site_dirs = {os.path.realpath(d) for d in site.getsitepackages()}
+    for top in ("/usr", sys.base_prefix):
+        for dirpath, dirnames, _ in os.walk(top):
+            site_dirs |= {os.path.realpath(os.path.join(dirpath, d)) for d in dirnames if d.endswith("-packages")}
+            dirnames[:] = [d for d in dirnames if not d.endswith("-packages")]
+    assert site_dirs <= tmpfs, f"site dirs left visible: {sorted(site_dirs - tmpfs)}"
+    scipy_dir = os.path.dirname(os.path.realpath(scipy.__file__))
+    assert scipy_dir in tmpfs  # rebuilt from its entries...
+    assert os.path.join(scipy_dir, "fft") in binds
+    for b in binds:  # ...without the forbidden subpackages, and nothing else from any site dir
+        assert not b.startswith((os.path.join(scipy_dir, "signal"), os.path.join(scipy_dir, "ndimage"))), b
+        for d in site_dirs:
+            if b.startswith(d + "/"):
+                top = os.path.relpath(b, d).split("/")[0]
+                assert top.split(".")[0].split("-")[0] in ("numpy", "scipy"), b
+
+
+def test_landlock_grants_leave_out_masked_trees_even_through_links(tmp_path):
+    from grader.sandbox.launcher import _grant_except
+
+    (tmp_path / "tree" / "lib" / "site-packages" / "torch").mkdir(parents=True)
+    (tmp_path / "tree" / "lib" / "ok").mkdir()
+    (tmp_path / "tree" / "bin").mkdir()
+    (tmp_path / "tree" / "shortcut").symlink_to(tmp_path / "tree" / "lib")  # a link above the mask
+    (tmp_path / "tree" / "direct").symlink_to(tmp_path / "tree" / "lib" / "site-packages")
+    grants = _grant_except([str(tmp_path / "tree")], [str(tmp_path / "tree" / "lib" / "site-packages")])
+    assert sorted(os.path.relpath(g, tmp_path / "tree") for g in grants) == ["bin", "lib/ok"]

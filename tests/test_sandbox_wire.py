@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from grader.sandbox import wire
-from grader.sandbox.wire import FrameAssembler, InvalidValue, WireError, WireLimits
+from grader.sandbox_runtime import wire
+from grader.sandbox_runtime.wire import FrameAssembler, InvalidValue, WireError, WireLimits
 
 DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
           np.float16, np.float32, np.float64]

@@ -192,12 +192,14 @@ def test_describe_and_train_a_torch_model_inside_the_sandbox(tmp_path):
     test_labels = rng.integers(0, 10, 200)
     test_images = np.zeros((200, 28, 28), np.uint8)
     test_images[np.arange(200), test_labels * 2 + 3, 5:20] = 255
-    lim = SandboxLimits(time_limit_s=240, memory_limit_mb=3072, forbidden_imports=("tensorflow", "keras", "jax"))
+    lim = SandboxLimits(time_limit_s=240, memory_limit_mb=3072, forbidden_imports=("tensorflow", "keras", "jax"),
+                        packages=("numpy", "torch"))
     with Worker(sub, limits=lim) as w:
         d = w.describe_model("convnet", "build_convnet", (2, 1, 28, 28))
         n = w.call("convnet", "count_parameters", [Build("build_convnet")])
         bad = w.call("convnet", "count_parameters", [Build("build_nothing")])
-        p = w.train_and_predict("convnet", images, labels, test_images, epochs=3, seed=0)
+        probe = test_images.astype(np.float32)[:, None] / np.float32(255)  # model input: NCHW in [0, 1]
+        p = w.train_and_probe("convnet", images, labels, probe, epochs=3, seed=0, threads=1)
     assert d.ok, d
     assert [layer["type"] for layer in d.value["layers"]] == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
     assert [layer["params"] for layer in d.value["layers"]] == [40, 0, 0, 0, 6770]
@@ -206,8 +208,11 @@ def test_describe_and_train_a_torch_model_inside_the_sandbox(tmp_path):
     assert n.ok and n.value == 6810
     assert bad.error.type == "MissingFunction" and "build_nothing" in bad.error.message
     assert p.ok, p
-    assert p.value.dtype == np.int64 and p.value.shape == (200,)
-    assert (p.value == test_labels).mean() > 0.9
+    assert p.value["names"] == ["0.weight", "0.bias", "4.weight", "4.bias"]
+    assert [a.shape for a in p.value["params"]] == [(4, 1, 3, 3), (4,), (10, 676), (10,)]
+    assert all(a.dtype == np.float32 for a in p.value["params"]) and p.value["probe_logits"].dtype == np.float32
+    assert (p.value["probe_logits"].argmax(1) == test_labels).mean() > 0.9
+    assert 0 < p.value["train_seconds"] <= p.duration_s and p.value["threads"] == 1
     assert not w.violations
 
 

@@ -3,9 +3,12 @@
 Inside the sandbox (all namespaces unshared: no network, own PID/IPC/UTS/user/cgroup namespaces,
 nested user namespaces disabled, uid/gid 65534, a new session, killed with its parent)::
 
-    /usr, /lib*, /bin  read-only (system libraries)
+    /usr, /lib*, /bin  read-only (system libraries); every site-packages / dist-packages in them
+                       (other interpreters' packages) masked by an empty tmpfs
     <python roots>     read-only, each site-packages masked by an empty tmpfs, then only the
-                       allowed distributions bound back in
+                       allowed distributions bound back in, minus forbidden subpackages (a package
+                       holding one, e.g. scipy without scipy/signal, is an empty tmpfs with its other
+                       entries bound back in: the forbidden files do not exist in the view)
     /sandbox/student   read-only copy of the student's files (<package>/...)
     /sandbox/runtime   read-only worker runtime (_grader_sandbox/)
     /sandbox/scratch   writable tmpfs, size-limited (cwd and HOME)
@@ -22,7 +25,7 @@ import shutil
 import subprocess
 from functools import lru_cache
 
-from .view import PythonView
+from .view import SYSTEM_TREES, PythonView, hidden_within
 
 SANDBOX_UID = 65534
 STUDENT = "/sandbox/student"
@@ -42,7 +45,7 @@ def bwrap_binary() -> str | None:
 
 def _system_binds() -> list[str]:
     args = ["--ro-bind", "/usr", "/usr"]
-    for d in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+    for d in SYSTEM_TREES[1:]:
         if os.path.islink(d):
             args += ["--symlink", os.readlink(d), d]
         elif os.path.isdir(d):
@@ -64,6 +67,20 @@ def _under(path: str, roots: tuple[str, ...] | list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
+def _bind_except(path: str, hidden: list[str]) -> list[str]:
+    """Bind ``path`` read-only without the ``hidden`` paths below it: a directory that holds one
+    becomes an empty tmpfs into which its other entries are bound back (recursively)."""
+    inside = hidden_within(path, hidden)
+    if not inside:
+        return ["--ro-bind", path, path]
+    if path in inside:
+        return []
+    a = ["--tmpfs", path]  # (a link to a directory is rebuilt as that directory)
+    for name in sorted(os.listdir(path)):
+        a += _bind_except(os.path.join(path, name), inside)
+    return a + ["--remount-ro", path]
+
+
 def argv(*, bwrap: str, view: PythonView, student: str, runtime: str, env: dict[str, str], command: list[str],
          info_fd: int, scratch_bytes: int, tmp_bytes: int, disable_userns: bool = True) -> list[str]:
     """The full bwrap command line running ``command`` (paths in ``command`` are sandbox paths)."""
@@ -77,13 +94,14 @@ def argv(*, bwrap: str, view: PythonView, student: str, runtime: str, env: dict[
             a += ["--ro-bind", root, root]
     if not _under(view.executable, list(view.roots) + ["/usr"]):
         a += ["--ro-bind", view.executable, view.executable]
+    mounted = list(view.roots) + [os.path.realpath(t) for t in SYSTEM_TREES]
     masked = []
     for sd in view.site_dirs:
-        if _under(sd, list(view.roots) + ["/usr"]) or any(_under(v, [sd]) for v in view.visible):
+        if _under(sd, mounted) or any(_under(v, [sd]) for v in view.visible):
             a += ["--tmpfs", sd]
             masked.append(sd)
     for entry in view.visible:
-        a += ["--ro-bind", entry, entry]
+        a += _bind_except(entry, list(view.forbidden))
     for sd in masked:
         a += ["--remount-ro", sd]
     a += ["--ro-bind", student, STUDENT, "--ro-bind", runtime, RUNTIME,

@@ -13,10 +13,15 @@ Isolation modes, best first (``GRADER_ISOLATION=bwrap|landlock|none|auto`` force
 
 * ``bwrap`` - bubblewrap namespaces and filesystem view (:mod:`bwrap`), plus seccomp and rlimits
   applied by the worker itself; the whole PID namespace is killed at the end.
-* ``landlock`` - when user namespaces are unavailable: Landlock restricts reads to the Python
-  installation (allowed packages only), the student copy and the runtime, writes to a scratch
-  directory, signals to the worker's own domain; plus seccomp and rlimits; a killed process group.
+* ``landlock`` - when user namespaces are unavailable: Landlock restricts reads to the system trees
+  and the Python installation without any site directory, the allowed packages (without forbidden
+  subpackages), the student copy and the runtime; writes to a scratch directory; signals to the
+  worker's own domain; plus seccomp and rlimits; a killed process group. ``sys.path`` holds a private
+  directory of links to the allowed packages only.
 * ``none`` - only with ``allow_unsandboxed=True``: rlimits and the in-process guard only.
+
+Which packages a worker sees: ``SandboxLimits.packages`` (course.yml ``allowed_packages``, passed by
+``grader.grade``) minus ``forbidden_imports``, by :func:`view.visible_packages` - the one place.
 
 Statuses of a :class:`CallResult`: ``ok``, ``error`` (an exception or an invalid return value),
 ``not_implemented``, ``memory`` (MemoryError), ``timeout`` (the exercise's wall-clock budget ran
@@ -44,9 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from . import bwrap as bw
-from . import landlock, seccomp, wire
-from .view import PythonView, python_view
-from .wire import Build
+from ..sandbox_runtime import landlock, seccomp, wire
+from .view import SYSTEM_TREES, PythonView, hidden_within, python_view, visible_packages
+from ..sandbox_runtime.wire import Build
 
 __all__ = ["Build", "CallResult", "ErrorInfo", "SandboxLimits", "STATUSES", "Worker", "WorkerError", "choose_mode",
            "isolation_available"]
@@ -56,9 +61,8 @@ STATUSES = ("ok", "error", "not_implemented", "memory", "timeout", "crashed", "f
 _WORKER_STATUSES = frozenset({"ok", "error", "not_implemented", "memory"})
 _DEAD_STATUSES = frozenset({"timeout", "crashed", "protocol"})
 _MODES = ("bwrap", "landlock", "none")
-_SYSTEM_READ = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime",
-                "/dev/urandom", "/dev/random", "/dev/zero", "/proc/self", "/proc/cpuinfo", "/proc/meminfo",
-                "/proc/stat", "/sys/devices/system/cpu", "/sys/fs/cgroup")
+_SYSTEM_READ = ("/etc/ld.so.cache", "/etc/localtime", "/dev/urandom", "/dev/random", "/dev/zero", "/proc/self",
+                "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/sys/devices/system/cpu", "/sys/fs/cgroup")
 
 
 class WorkerError(RuntimeError):
@@ -77,7 +81,7 @@ class SandboxLimits:
     forbidden_imports: tuple[str, ...] = ()
     forbidden_calls: tuple[str, ...] = ()
     allow_unsandboxed: bool = False
-    packages: tuple[str, ...] | None = None  # visible distributions; default numpy (+ torch unless forbidden)
+    packages: tuple[str, ...] = ("numpy",)  # allowed top-level packages (course.yml allowed_packages)
     allow_subprocesses: bool = False  # bwrap mode only (its PID namespace is killed as a whole)
     max_processes: int = 1024  # RLIMIT_NPROC, per host uid (threads count too; not enforced for root)
     max_file_mb: int = 64  # RLIMIT_FSIZE
@@ -86,12 +90,11 @@ class SandboxLimits:
     max_result_mb: int = 512  # largest result frame the grader accepts
     max_output_kb: int = 64  # captured stdout / stderr, each
     startup_timeout_s: float = 60.0
-    threads: int | None = None  # OMP/OpenBLAS/MKL threads; None: 1 for numpy-only workers, library default with torch
+    threads: int | None = None  # OMP/OpenBLAS/MKL threads with torch (None: its default); numpy-only workers: 1
 
     def visible_packages(self) -> tuple[str, ...]:
-        if self.packages is not None:
-            return tuple(self.packages)
-        return ("numpy",) if "torch" in self.forbidden_imports else ("numpy", "torch")
+        """What the worker sees: :func:`view.visible_packages` of ``packages`` and ``forbidden_imports``."""
+        return visible_packages(self.packages, self.forbidden_imports)
 
 
 @dataclass(frozen=True)
@@ -453,19 +456,20 @@ class Worker:
         }
         if self.mode == "landlock":
             read = [p for p in _SYSTEM_READ if os.path.exists(p)]
-            read += _grant_except(list(view.roots), list(view.site_dirs))
-            read += list(view.visible) + [os.path.realpath(p) for p in view.visible]
+            trees = tuple(dict.fromkeys(os.path.realpath(t) for t in (*SYSTEM_TREES, *view.roots) if os.path.exists(t)))
+            read += _grant_except(trees, view.site_dirs)  # every site dir is left out...
+            read += _grant_except(view.visible, view.forbidden)  # ...but the allowed packages
             read += [student_root, runtime_root, *view.sys_path[len(view.stdlib):]]
             if not any(view.executable.startswith(r + "/") for r in view.roots):
                 read.append(view.executable)
-            cfg["landlock"] = {"read": read, "list_only": list(view.site_dirs), "write": [scratch, "/dev/null"]}
+            cfg["landlock"] = {"read": read, "write": [scratch, "/dev/null"]}
         return cfg
 
     def _env(self, home: str, tmp: str) -> dict[str, str]:
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                "USER": "student", "LOGNAME": "student", "MALLOC_ARENA_MAX": "2", "PYTHONIOENCODING": "utf-8"}
         threads = self.limits.threads
-        if threads is None and "torch" not in self.limits.visible_packages():
+        if "torch" not in self.limits.visible_packages():
             threads = 1  # small arrays: BLAS threads only contend (and their start-up costs ~60 ms)
         if threads:
             for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -579,11 +583,15 @@ class Worker:
         return self._request({"op": "describe_model", "module": module, "builder": builder,
                               "input_shape": [int(d) for d in input_shape]})
 
-    def train_and_predict(self, module: str, train_images, train_labels, test_images, epochs: int | None = None,
-                          seed: int = 0, train_kwargs: dict | None = None) -> CallResult:
-        """Train the student's ``build_convnet()`` with their ``train`` and return int64 test predictions."""
-        value = {"train_images": train_images, "train_labels": train_labels, "test_images": test_images}
-        meta = {"op": "train_predict", "module": module, "epochs": epochs, "seed": int(seed),
+    def train_and_probe(self, module: str, train_images, train_labels, probe_images, epochs: int | None = None,
+                        seed: int = 0, threads: int | None = None, max_values: int = 2_000_000,
+                        train_kwargs: dict | None = None) -> CallResult:
+        """Train the student's ``build_convnet()`` with their ``train`` on the training set only; the value is
+        ``{"names", "params", "probe_logits", "train_seconds", "threads"}`` (see ``torch_ops.train_and_probe``),
+        for the caller to validate. ``probe_images`` are float32 NCHW training images; no test data is sent."""
+        value = {"train_images": train_images, "train_labels": train_labels, "probe_images": probe_images}
+        meta = {"op": "train_probe", "module": module, "epochs": epochs, "seed": int(seed),
+                "threads": None if threads is None else int(threads), "max_values": int(max_values),
                 "train_kwargs": dict(train_kwargs or {})}
         json.dumps(meta)  # plain data only
         return self._request(meta, value)
@@ -811,30 +819,56 @@ def _error_info(raw: Any) -> ErrorInfo:
                      text=s("text", 300) or None)
 
 
+def _link_except(entry: str, link: Path, hidden: list[str]) -> None:
+    """``link`` -> ``entry``; a directory holding ``hidden`` paths becomes a real directory of links
+    to its other entries (recursively), so that the hidden ones are not even listed."""
+    inside = hidden_within(entry, hidden)
+    if entry in inside or os.path.lexists(link):
+        return
+    if not inside or not os.path.isdir(entry):
+        os.symlink(entry, link)
+        return
+    link.mkdir()
+    for name in sorted(os.listdir(entry)):
+        _link_except(os.path.join(entry, name), link / name, inside)
+    os.chmod(link, 0o755)
+
+
 def _linked_view(view: PythonView, site: Path) -> PythonView:
     """Landlock/none modes: a private site directory of symlinks to the visible entries only.
 
     The real site-packages leaves ``sys.path``, so a package that is not visible is *not found*
     (``ModuleNotFoundError``, which libraries probing for optional packages expect) rather than
-    found and unreadable.
+    found and unreadable; a forbidden subpackage (``scipy/signal``) is not linked either.
     """
     site.mkdir(exist_ok=True)
     for entry in view.visible:
-        link = site / os.path.basename(entry)
-        if not link.exists():
-            os.symlink(entry, link)
+        _link_except(entry, site / os.path.basename(entry), list(view.forbidden))
     os.chmod(site, 0o755)
     return dataclasses.replace(view, sys_path=(*view.stdlib, str(site)))
 
 
-def _grant_except(roots: list[str], masks: list[str]) -> list[str]:
-    """Paths covering ``roots`` except the ``masks`` subtrees (Landlock grants are hierarchical)."""
+def _grant_except(roots: tuple[str, ...] | list[str], masks: tuple[str, ...] | list[str]) -> list[str]:
+    """Paths covering ``roots`` except the ``masks`` subtrees (Landlock grants are hierarchical).
+
+    A rule follows a link to its target, so a link leading to or above a mask is walked as its
+    target (``masks`` hold real paths)."""
     out = []
     masks_n = [m.rstrip("/") for m in masks]
+    seen: set[str] = set()
+
+    def touches_mask(path: str) -> bool:
+        return any(path == m or path.startswith(m + "/") or m.startswith(path + "/") for m in masks_n)
 
     def walk(path: str) -> None:
-        if path in masks_n:
+        if path in masks_n or path in seen:
             return
+        seen.add(path)
+        if os.path.islink(path):
+            real = os.path.realpath(path)
+            if touches_mask(real):
+                walk(real)
+                return
         if not any(m.startswith(path + "/") for m in masks_n):
             out.append(path)
             return

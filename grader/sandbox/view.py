@@ -1,9 +1,13 @@
 """What of this machine's Python a worker may see: the interpreter, the stdlib and allowed packages.
 
-Computed on the trusted side from the running interpreter and ``importlib.metadata``. The site
-directories are *masked* as a whole and only the files of allowed distributions (and their
-dependencies) are shown again, so that a package that is not allowed - torch and scipy in numpy
-exercises, the project's own editable install - is absent, not merely refused.
+Computed on the trusted side from the running interpreter and ``importlib.metadata``. Every
+site directory in the mounted trees is *masked* as a whole - ``site-packages`` and
+``dist-packages`` of every interpreter found under ``/usr``, ``/lib*`` and the interpreter's own
+installation (a virtual environment's base interpreter included), the user site, and directories
+that ``.pth`` files or ``PYTHONPATH`` put on ``sys.path`` - and only the files of allowed packages
+(and of the distributions they require) are shown again, minus the files of forbidden subpackages
+(``scipy/signal`` when ``scipy.signal`` is forbidden). A package that is not allowed is absent, not
+merely refused. :func:`visible_packages` is the one rule for which packages those are.
 """
 from __future__ import annotations
 
@@ -12,8 +16,13 @@ import os
 import re
 import site
 import sys
+import sysconfig
 from dataclasses import dataclass
 from functools import lru_cache
+
+#: System trees a worker sees read-only (shared libraries, the dynamic loader); their site dirs are masked.
+SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SITE_DIR_NAMES = ("site-packages", "dist-packages")
 
 
 @dataclass(frozen=True)
@@ -22,28 +31,109 @@ class PythonView:
 
     executable: str  # the real interpreter binary
     roots: tuple[str, ...]  # installation trees to show read-only (sys.base_prefix, sys.prefix)
-    site_dirs: tuple[str, ...]  # site-packages directories, masked as a whole
+    site_dirs: tuple[str, ...]  # every site directory in the mounted trees (and the user site): masked as a whole
     visible: tuple[str, ...]  # entries of site_dirs shown again (allowed distributions)
-    forbidden: tuple[str, ...]  # host paths of forbidden packages (audit layer, and Landlock never grants them)
+    forbidden: tuple[str, ...]  # host paths of forbidden modules: left out of visible entries, never granted
     stdlib: tuple[str, ...]  # the interpreter's own sys.path entries (zip, lib/pythonX.Y, lib-dynload)
     sys_path: tuple[str, ...]  # the worker's sys.path (stdlib entries + site dirs)
+
+
+def visible_packages(allowed: tuple[str, ...] | list[str],
+                     forbidden_imports: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The packages a worker sees: ``allowed`` (top-level import names, course.yml ``allowed_packages``)
+    minus those that ``forbidden_imports`` forbids as a whole. Forbidden *sub*packages
+    (``scipy.signal``) leave their package visible; :func:`python_view` leaves their files out."""
+    out: list[str] = []
+    for name in allowed:
+        if name not in out and not any(name == f or name.startswith(f + ".") for f in forbidden_imports):
+            out.append(name)
+    return tuple(out)
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _site_dirs() -> list[str]:
-    dirs = list(site.getsitepackages())
-    user = site.getusersitepackages()
-    dirs.append(user)
-    dirs += [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
-    out = []
-    for d in dirs:
-        d = os.path.realpath(d)
-        if os.path.isdir(d) and d not in out:
-            out.append(d)
+def _under(path: str, roots) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _distinct(paths) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        if p not in out:
+            out.append(p)
     return out
+
+
+def interpreter_roots() -> tuple[str, ...]:
+    """The installation trees of the running interpreter (a venv and its base interpreter)."""
+    return tuple(_distinct(os.path.realpath(r) for r in (sys.base_prefix, sys.prefix)))
+
+
+def mounted_trees(roots: tuple[str, ...]) -> tuple[str, ...]:
+    """Real paths of every tree a worker sees: the system trees that exist and the interpreter roots."""
+    trees = [os.path.realpath(t) for t in SYSTEM_TREES if os.path.isdir(t)] + list(roots)
+    trees = _distinct(trees)
+    return tuple(t for t in trees if not any(o != t and _under(t, [o]) for o in trees))
+
+
+def _stdlib_dirs() -> list[str]:
+    paths = sysconfig.get_paths()
+    return _distinct(os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib"))
+
+
+@lru_cache(maxsize=8)
+def _walk_site_dirs(tree: str) -> tuple[str, ...]:
+    """Every ``site-packages`` / ``dist-packages`` directory under ``tree`` (not following links)."""
+    found = []
+    for dirpath, dirnames, _ in os.walk(tree, onerror=lambda e: None):
+        for name in [d for d in dirnames if d in SITE_DIR_NAMES]:
+            found.append(os.path.join(dirpath, name))
+            dirnames.remove(name)
+    return tuple(found)
+
+
+def _pth_paths(site_dirs: list[str]) -> list[str]:
+    """Directories that ``.pth`` files in ``site_dirs`` and ``$PYTHONPATH`` put on ``sys.path`` (real paths)."""
+    out = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for d in site_dirs:
+        try:
+            names = sorted(n for n in os.listdir(d) if n.endswith(".pth"))
+        except OSError:
+            continue
+        for n in names:
+            try:
+                with open(os.path.join(d, n), encoding="utf-8", errors="replace") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                continue
+            out += [os.path.join(d, ln.strip()) for ln in lines
+                    if ln.strip() and not ln.startswith(("#", "import ", "import\t"))]
+    return [os.path.realpath(p) for p in out if os.path.isdir(p)]
+
+
+def site_dirs(roots: tuple[str, ...]) -> tuple[str, ...]:
+    """Every directory whose packages must be hidden from workers (real paths, existing ones only).
+
+    The site dirs of every interpreter installed in the mounted trees, this interpreter's site dirs
+    wherever they are (user site included), and the ``sys.path`` entries that are neither the stdlib
+    nor a site dir (``.pth`` files, ``PYTHONPATH``) when they lie in a mounted tree.
+    """
+    trees = mounted_trees(roots)
+    dirs: list[str] = []
+    for t in trees:
+        dirs += _walk_site_dirs(t)
+    own = list(site.getsitepackages()) + [site.getusersitepackages()]
+    own += [p for p in sys.path if p.endswith(SITE_DIR_NAMES)]
+    own = [os.path.realpath(p) for p in own]
+    dirs += own
+    needed = [*_stdlib_dirs(), os.path.dirname(os.path.realpath(sys.executable))]
+    for p in _pth_paths(own):
+        if _under(p, trees) and not any(_under(n, [p]) for n in needed):
+            dirs.append(p)
+    dirs = [d for d in _distinct(dirs) if os.path.isdir(d)]
+    return tuple(d for d in dirs if not any(o != d and _under(d, [o]) for o in dirs))
 
 
 def _requirement_names(dist: md.Distribution) -> list[str]:
@@ -87,11 +177,28 @@ def _is_forbidden(top: str, forbidden_imports: tuple[str, ...]) -> bool:
     return any(f == top for f in forbidden_imports)
 
 
+def _distribution_names(packages: tuple[str, ...]) -> list[str]:
+    """Distributions providing the top-level import names ``packages`` (or so named)."""
+    names: list[str] = []
+    providers = None
+    for p in packages:
+        try:
+            md.distribution(p)
+            names.append(p)
+            continue
+        except md.PackageNotFoundError:
+            pass
+        if providers is None:
+            providers = md.packages_distributions()
+        names += providers.get(p, [])
+    return names
+
+
 def distribution_entries(names: tuple[str, ...], forbidden_imports: tuple[str, ...]) -> tuple[str, ...]:
-    """Site-dir entries of the named distributions and of everything they require (if installed)."""
+    """Site-dir entries of the named packages' distributions and of everything they require (if installed)."""
     seen: set[str] = set()
     entries: set[str] = set()
-    todo = list(names)
+    todo = _distribution_names(tuple(names))
     while todo:
         name = _norm(todo.pop())
         if name in seen:
@@ -110,7 +217,7 @@ def distribution_entries(names: tuple[str, ...], forbidden_imports: tuple[str, .
     return tuple(sorted(entries))
 
 
-def forbidden_paths(forbidden_imports: tuple[str, ...], site_dirs: list[str]) -> tuple[str, ...]:
+def forbidden_paths(forbidden_imports: tuple[str, ...], site_dirs) -> tuple[str, ...]:
     """Host paths where the forbidden modules live (directories, ``.py`` files, extension modules)."""
     out = []
     for name in forbidden_imports:
@@ -124,32 +231,41 @@ def forbidden_paths(forbidden_imports: tuple[str, ...], site_dirs: list[str]) ->
                 for f in os.listdir(parent):
                     if f == leaf + ".py" or (f.startswith(leaf + ".") and f.endswith((".so", ".pyd"))):
                         out.append(os.path.join(parent, f))
-    return tuple(out)
+    return tuple(_distinct(out))
 
 
 @lru_cache(maxsize=32)
 def python_view(packages: tuple[str, ...], forbidden_imports: tuple[str, ...]) -> PythonView:
-    """The view for workers that may use ``packages`` (distribution names) and must not import ``forbidden_imports``."""
-    roots = []
-    for r in (sys.base_prefix, sys.prefix):
-        r = os.path.realpath(r)
-        if r not in roots:
-            roots.append(r)
-    sites = _site_dirs()
+    """The view for workers that may use ``packages`` (top-level import names) and must not import
+    ``forbidden_imports``. ``packages`` is filtered by :func:`visible_packages` again here."""
+    packages = visible_packages(packages, forbidden_imports)
+    roots = interpreter_roots()
+    sites = site_dirs(roots)
+    stdlib_dirs = _stdlib_dirs()
     stdlib = []
     for p in sys.path:
         rp = os.path.realpath(p) if p else ""
-        if not p or rp in sites or not any(rp == r or rp.startswith(r + os.sep) for r in roots):
-            continue
-        if rp not in stdlib:
-            stdlib.append(rp)
+        if rp and not _under(rp, sites) and (_under(rp, stdlib_dirs) or (rp.endswith(".zip") and _under(rp, roots))):
+            if rp not in stdlib:
+                stdlib.append(rp)
     visible = distribution_entries(packages, forbidden_imports)
     return PythonView(
         executable=os.path.realpath(sys.executable),
-        roots=tuple(roots),
-        site_dirs=tuple(sites),
+        roots=roots,
+        site_dirs=sites,
         visible=visible,
-        forbidden=forbidden_paths(forbidden_imports, sites),
+        forbidden=_with_real_paths(forbidden_paths(forbidden_imports,
+                                                   [*sites, *(os.path.dirname(v) for v in visible)])),
         stdlib=tuple(stdlib),
         sys_path=tuple(stdlib + [s for s in sites if any(v.startswith(s + os.sep) for v in visible)]),
     )
+
+
+def _with_real_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """``paths`` and, where a link leads elsewhere, their real paths (grants and binds follow links)."""
+    return tuple(_distinct([*paths, *(os.path.realpath(p) for p in paths)]))
+
+
+def hidden_within(entry: str, hidden: tuple[str, ...] | list[str]) -> list[str]:
+    """The ``hidden`` paths at or below ``entry``."""
+    return [h for h in hidden if _under(h, [entry])]

@@ -4,7 +4,7 @@ Layout (host side; the sandbox sees ``student/`` and ``runtime/`` read-only)::
 
     grader-worker-XXXX/
       student/<package>/__init__.py, *.py     the student's modules (copied, regular files only)
-      runtime/_grader_sandbox/*.py            the worker entry point and its helpers (nothing else)
+      runtime/_grader_sandbox/*.py            every module of grader/sandbox_runtime (nothing else)
       scratch/                                writable by the worker (Landlock / unsandboxed modes)
 
 ``student_dir`` may hold ``<package>/*.py`` or the ``*.py`` files themselves; either way the worker
@@ -23,8 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Worker-side modules copied into the sandbox (never launcher code, never anything from grader.suites).
-RUNTIME_FILES = ("worker.py", "wire.py", "guard.py", "seccomp.py", "landlock.py", "torch_ops.py")
+#: The worker runtime, copied whole into each sandbox (its modules only: never launcher code, never suites).
+RUNTIME_SOURCE = Path(__file__).resolve().parent.parent / "sandbox_runtime"
 RUNTIME_PACKAGE = "_grader_sandbox"
 
 MAX_FILES = 2000
@@ -44,6 +44,11 @@ class Workspace:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def runtime_modules() -> list[Path]:
+    """The modules of :mod:`grader.sandbox_runtime` (its ``__init__`` included), as copied into a sandbox."""
+    return sorted(RUNTIME_SOURCE.glob("*.py"))
 
 
 def _copy_tree(src: Path, dst: Path, recursive: bool) -> tuple[int, int]:
@@ -90,10 +95,8 @@ def create_workspace(student_dir: Path, package: str) -> Workspace:
         (pkg / "__init__.py").write_text('"""The submission under grading."""\n')  # never the student's own
         rt = ws.runtime / RUNTIME_PACKAGE
         rt.mkdir(parents=True)
-        here = Path(__file__).parent
-        for name in RUNTIME_FILES:
-            shutil.copyfile(here / name, rt / name)
-        (rt / "__init__.py").write_text('"""Worker runtime copied in by the grader launcher."""\n')
+        for module in runtime_modules():
+            shutil.copyfile(module, rt / module.name)
         ws.scratch.mkdir()
         for d in (root, ws.student, ws.runtime, rt, ws.scratch):
             os.chmod(d, 0o755)

@@ -26,6 +26,23 @@ def make_array(shape: tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
 
 
+#: A vertical-edge (Sobel) kernel: on a digit its output is a picture a student can read.
+SOBEL_X = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+
+
+def digit_seven(size: int = 28) -> np.ndarray:
+    """A handwritten-looking 7 on a ``size`` x ``size`` uint8 canvas, as MNIST draws digits (white on black).
+
+    Drawn here, not read from MNIST, so that a feedback picture is meaningful with no data set at hand.
+    """
+    canvas = np.zeros((size, size), dtype=np.float64)
+    rows, cols = np.mgrid[0:size, 0:size] / (size - 1)
+    bar = (np.abs(rows - 0.25) < 0.05) & (cols > 0.25) & (cols < 0.75)       # the top stroke
+    stem = np.abs(cols - (0.75 - 0.45 * (rows - 0.25) / 0.55)) < 0.06        # the diagonal stroke
+    canvas[bar | (stem & (rows > 0.22) & (rows < 0.82))] = 255.0
+    return canvas.astype(np.uint8)
+
+
 def pair(value: Union[int, tuple[int, int]]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 

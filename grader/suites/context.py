@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import importlib
+import time
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from coursekit.course import Course, Exercise
+from coursekit.numpy2_hints import with_numpy2_hint
 from grader.sandbox.launcher import Build
 
-from .base import Fail, InternalError, NotImplementedYet, StudentRaised, WorkerStopped, assert_array_matches, describe
+from .base import (Fail, InternalError, NotImplementedYet, StudentRaised, WorkerStopped, assert_array_matches, describe,
+                   explain_empty)
 from .tolerances import REFERENCE_VS_ORACLE
 
 
@@ -47,8 +50,25 @@ class Context:
         if r.status == "not_implemented":
             raise NotImplementedYet(r.error.message if r.error is not None else "not implemented yet")
         if r.status == "error":
-            raise StudentRaised(r.error.type, r.error.message, r.error.traceback)
+            raise StudentRaised(r.error.type, self._explained(r.error), r.error.traceback)
         raise WorkerStopped(r.status, r.error.message if r.error is not None else r.status)
+
+    def _explained(self, error: Any) -> str:
+        """The error's message (naming a known numpy 2 change when it is one); for an empty one, the
+        student's raising line and their last printed lines."""
+        if str(error.message).strip():
+            return with_numpy2_hint(str(error.message))
+        printed = ""
+        try:  # the capture thread may still be reading the last writes: wait (0.2 s at most) until it settles
+            for _ in range(10):
+                time.sleep(0.02)
+                now = str(getattr(self.worker, "stdout", "") or "")
+                if now == printed:
+                    break
+                printed = now
+        except Exception:  # noqa: BLE001  no captured output is no reason to fail
+            pass
+        return explain_empty(error.type, error.message, error.traceback, printed, self.course.student_package)
 
     @staticmethod
     def noncontiguous(array: np.ndarray) -> np.ndarray:
@@ -64,9 +84,16 @@ class Context:
     def describe_model(self, builder: str, input_shape: tuple[int, ...]) -> dict:
         return self._unwrap(self.worker.describe_model(module=self.exercise.module, builder=builder, input_shape=input_shape))
 
-    def train_and_predict(self, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray) -> Any:
-        return self._unwrap(self.worker.train_and_predict(module=self.exercise.module, train_images=train_images,
-                                                          train_labels=train_labels, test_images=test_images))
+    def train_and_probe(self, train_images: np.ndarray, train_labels: np.ndarray, probe_images: np.ndarray, *,
+                        seed: int = 0, threads: Optional[int] = None, max_values: int = 2_000_000) -> tuple[Any, float]:
+        """Train the student's convnet in the worker on the training set only.
+
+        Returns the worker's unvalidated reply (``names``, ``params``, ``probe_logits``, ``train_seconds``,
+        ``threads``) and the wall time of the whole request as the launcher measured it.
+        """
+        r = self.worker.train_and_probe(module=self.exercise.module, train_images=train_images, train_labels=train_labels,
+                                        probe_images=probe_images, seed=seed, threads=threads, max_values=max_values)
+        return self._unwrap(r), float(r.duration_s or 0.0)
 
     # -- the trusted side ------------------------------------------------------------------
     def reference(self, function: str) -> Callable[..., Any]:
@@ -94,14 +121,15 @@ class Context:
         try:
             got, mutated = self.student_checked(function, *args, **kwargs)
         except StudentRaised as exc:
-            raise Fail(f"{what} raised {exc.type_name}: {exc.message} for {inputs}", inputs=inputs) from None
+            raise Fail(f"{what} raised {exc.type_name}: {exc.message}\ncase: {inputs}", inputs=inputs) from None
         if isinstance(expected, tuple):
-            if not isinstance(got, tuple) or len(got) != len(expected):
-                raise Fail(f"{what}: expected a tuple of {len(expected)} arrays, got {describe(got)[:200]} for {inputs}")
+            if type(got) is not tuple or len(got) != len(expected):
+                raise Fail(f"{what}: expected a tuple of {len(expected)} arrays, got {describe(got)[:200]}\ncase: {inputs}",
+                           inputs=inputs)
             for i, (g, e) in enumerate(zip(got, expected)):
-                assert_array_matches(g, np.asarray(e), what=f"{what} (item {i + 1} of the result)", inputs=inputs, hint=hint)
+                assert_array_matches(g, e, what=f"{what} (item {i + 1} of the result)", inputs=inputs, hint=hint)
         else:
-            assert_array_matches(got, np.asarray(expected), what=what, inputs=inputs, hint=hint)
+            assert_array_matches(got, expected, what=what, inputs=inputs, hint=hint)
         if mutated:
             raise Fail(f"{what}: your function changed its input ({', '.join(mutated)}) in place; work on a copy instead (np.pad, "
                        f"astype and arithmetic return new arrays)")

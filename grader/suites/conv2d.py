@@ -1,102 +1,169 @@
-"""Hidden checks for ``conv.conv2d`` (oracle: ``torch.nn.functional.conv2d``; Keras rules for 'same')."""
+"""Hidden checks for ``conv.conv2d`` (oracle: ``torch.nn.functional.conv2d``; Keras rules for 'same').
+
+Checks are grouped by concept (course.yml ``concepts``): each concept's cases switch on that feature
+alone (no bias outside 'bias', one channel outside 'channels', stride 1 outside 'stride', ...), so
+one mistake costs one concept's points; 'combined' mixes everything.
+"""
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from . import oracles
-from .base import Suite
-from .cases import ConvCase, conv_cases, make_array, pair
+from .base import Fail, StudentRaised, Suite
+from .cases import ConvCase, conv_cases, make_array
+from .diagnosis import compare, conv_helpers_blame, diagnose, property_check, with_diagnosis
 
 suite = Suite("conv2d")
 
 
-def hints_for(case: ConvCase, x: np.ndarray, w: np.ndarray, b):
-    """A function naming the likely mistake, given what the student returned."""
-
-    def hint(got: np.ndarray, expected: np.ndarray):
-        if got.shape != expected.shape:
-            if got.ndim == 4 and got.shape[:2] == expected.shape[:2]:
-                sh, sw = pair(case.stride)
-                if sh != sw and got.shape[2:] in {(expected.shape[2], oracles.conv2d(x, w, b, (sh, sh), case.padding).shape[3]),
-                                                    (oracles.conv2d(x, w, b, (sw, sw), case.padding).shape[2], expected.shape[3])}:
-                    return "the stride seems applied with one value on both axes: stride is (sh, sw)"
-                if tuple(g - e for g, e in zip(got.shape[2:], expected.shape[2:])) in {(1, 1), (-1, -1)}:
-                    return "output size off by one: it is (H + 2p - kh) // sh + 1"
-            return None
-        flipped = oracles.conv2d(x, w[:, :, ::-1, ::-1].copy(), b, case.stride, case.padding)
-        if not np.allclose(flipped, expected) and np.allclose(got, flipped):
-            return "your result equals a convolution with a flipped kernel: conv layers cross-correlate (no flip)"
-        if b is not None and np.allclose(got, expected - b.reshape(1, -1, 1, 1)):
-            return "the bias was not added (one value per output channel)"
-        return None
-
-    return hint
-
-
-def run_case(ctx, case: ConvCase) -> None:
+def _args(ctx, case: ConvCase):
     x, w, b = case.arrays()
+    kwargs = {"stride": case.stride, "padding": case.padding}
+    expected = ctx.expected("conv2d", oracles.conv2d, x, w, b, **kwargs)
+    return x, w, b, kwargs, expected
+
+
+def run_case(ctx, case: ConvCase, diagnosed: bool = True, mutation: bool = False) -> None:
+    x, w, b, kwargs, expected = _args(ctx, case)
     args = (x, w) if b is None else (x, w, b)
-    expected = ctx.expected("conv2d", oracles.conv2d, *args[:2], b, stride=case.stride, padding=case.padding)
     sent = (ctx.noncontiguous(x) if case.noncontiguous else x,) + args[1:]
-    ctx.compare("conv2d", sent, {"stride": case.stride, "padding": case.padding}, expected, what="conv2d",
-                inputs=str(case), hint=hints_for(case, x, w, b))
+    compare(ctx, "conv2d", args, kwargs, expected, what="conv2d", inputs=str(case), sent=sent, mutation=mutation,
+            diagnosed=diagnosed, blame=lambda got: conv_helpers_blame(ctx, x, w, case.stride, case.padding))
 
 
 def case(**kw) -> ConvCase:
-    base = dict(n=1, c=1, h=5, w=5, f=1, kh=3, kw=3, stride=1, padding=0, dtype="float64", bias=True, seed=0)
+    base = dict(n=1, c=1, h=5, w=5, f=1, kh=3, kw=3, stride=1, padding=0, dtype="float64", bias=False, seed=0)
     base.update(kw)
     return ConvCase(**base)
 
 
-@suite.check("the seed's first layer: 1 -> 32 channels, 3x3, 28x28 -> 26x26", weight=2)
+def one_feature_cases(**fixed) -> st.SearchStrategy[ConvCase]:
+    """Random sizes and seeds with the other features fixed (e.g. ``c=1, bias=False, stride=1, padding=0``)."""
+
+    @st.composite
+    def build(draw) -> ConvCase:
+        kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        values = dict(n=draw(st.integers(1, 2)), c=1, h=draw(st.integers(kh, 8)), w=draw(st.integers(kw, 8)),
+                      f=draw(st.integers(1, 3)), kh=kh, kw=kw, stride=1, padding=0,
+                      dtype=draw(st.sampled_from(["float64", "float32"])), bias=False, seed=draw(st.integers(0, 2**16)))
+        values.update({k: (draw(v) if isinstance(v, st.SearchStrategy) else v) for k, v in fixed.items()})
+        return ConvCase(**values)
+
+    return build()
+
+
+# -- shape ------------------------------------------------------------------------------------
+@suite.check("output shape (N, F, H - kh + 1, W - kw + 1)", weight=1, concept="shape")
+def shapes(ctx) -> None:
+    for c in (case(n=2, h=28, w=28, f=32, seed=1), case(n=2, c=3, h=6, w=7, f=4, kh=2, kw=3, seed=2)):
+        x, w, b, kwargs, expected = _args(ctx, c)
+        try:
+            got = ctx.student("conv2d", x, w, **kwargs)
+        except StudentRaised as exc:
+            raise Fail(f"conv2d raised {exc.type_name}: {exc.message}\ncase: {c}", inputs=str(c)) from None
+        if not isinstance(got, np.ndarray) or got.shape != expected.shape:
+            shape = got.shape if isinstance(got, np.ndarray) else type(got).__name__
+            failure = Fail(f"conv2d: output shape {shape}, expected {expected.shape} = (N, F, H - kh + 1, W - kw + 1)\ncase: {c}",
+                           expected=expected, got=got, inputs=str(c))
+            blamed = conv_helpers_blame(ctx, x, w, c.stride, c.padding)
+            raise with_diagnosis(failure, [] if blamed else diagnose(ctx, "conv2d", (x, w), kwargs, got, expected), blamed)
+
+
+# -- values: one channel, no bias, stride 1, no padding ----------------------------------------
+@suite.check("values: the seed's first layer, 1 -> 32 channels, 3x3, 28x28 -> 26x26", weight=1, concept="values")
 def seed_layer(ctx) -> None:
-    run_case(ctx, case(n=2, c=1, h=28, w=28, f=32, seed=1))
+    run_case(ctx, case(n=2, h=28, w=28, f=32, seed=1))
+    run_case(ctx, case(h=5, w=6, kh=2, kw=3, seed=3))
 
 
-@suite.check("several input channels are summed; bias per output channel", weight=2)
+@property_check(suite, "values: random sizes, one channel, no bias, stride 1, no padding", one_feature_cases(),
+                concept="values", weight=2, max_examples=30)
+def random_values(ctx, c: ConvCase, diagnosed: bool) -> None:
+    run_case(ctx, c, diagnosed)
+
+
+# -- channels ----------------------------------------------------------------------------------
+@suite.check("channels: several input channels are summed", weight=2, concept="channels")
 def channels(ctx) -> None:
-    run_case(ctx, case(n=2, c=3, h=6, w=7, f=4, kh=2, kw=3, seed=2))
-    run_case(ctx, case(n=1, c=2, h=4, w=4, f=2, bias=False, seed=3))
+    run_case(ctx, case(n=2, c=3, h=6, w=6, f=4, seed=4))
+    run_case(ctx, case(c=2, h=4, w=4, f=2, kh=2, kw=2, seed=5))
 
 
-@suite.check("strides, including different strides per axis", weight=2)
-def strides(ctx) -> None:
-    run_case(ctx, case(h=7, w=7, stride=2, seed=4))
-    run_case(ctx, case(h=8, w=9, c=2, f=2, stride=(1, 3), seed=5))
-    run_case(ctx, case(h=9, w=6, stride=(3, 2), kh=2, kw=2, seed=6))
+@property_check(suite, "channels: random channel counts", one_feature_cases(c=st.integers(2, 4)),
+                concept="channels", weight=1, max_examples=25)
+def random_channels(ctx, c: ConvCase, diagnosed: bool) -> None:
+    run_case(ctx, c, diagnosed)
 
 
-@suite.check("padding: int, (ph, pw), 'valid', 'same'", weight=2)
+# -- bias --------------------------------------------------------------------------------------
+@suite.check("bias: one value added per output channel", weight=1, concept="bias")
+def bias(ctx) -> None:
+    run_case(ctx, case(f=3, bias=True, seed=6))
+    run_case(ctx, case(n=2, h=28, w=28, f=32, bias=True, seed=7))
+
+
+# -- stride ------------------------------------------------------------------------------------
+@suite.check("stride: one int for both axes", weight=1, concept="stride")
+def stride_int(ctx) -> None:
+    run_case(ctx, case(h=7, w=7, stride=2, seed=8))
+    run_case(ctx, case(h=8, w=8, kh=2, kw=2, stride=3, seed=9))
+
+
+@suite.check("stride: (sh, sw), a different stride per axis", weight=1, concept="stride")
+def stride_per_axis(ctx) -> None:
+    run_case(ctx, case(h=8, w=9, stride=(2, 3), seed=10))
+    run_case(ctx, case(h=9, w=6, kh=2, kw=2, stride=(3, 2), seed=11))
+
+
+# -- padding -----------------------------------------------------------------------------------
+@suite.check("padding: an int, (ph, pw) and 'valid'", weight=1, concept="padding")
 def paddings(ctx) -> None:
-    run_case(ctx, case(padding=1, seed=7))
-    run_case(ctx, case(h=4, w=6, padding=(2, 0), seed=8))
-    run_case(ctx, case(padding="valid", seed=9))
-    run_case(ctx, case(h=6, w=5, kh=4, kw=2, padding="same", seed=10))
+    run_case(ctx, case(padding=1, seed=12))
+    run_case(ctx, case(h=4, w=6, padding=(2, 1), seed=13))
+    run_case(ctx, case(padding="valid", seed=14))
 
 
-@suite.check("'same' with stride 2 pads as Keras (extra pixel bottom/right)", weight=2)
+@suite.check("padding: 'same', stride 1 (odd and even kernels)", weight=1, concept="padding")
+def same(ctx) -> None:
+    run_case(ctx, case(h=6, w=6, padding="same", seed=15))
+    run_case(ctx, case(h=6, w=5, kh=4, kw=2, padding="same", seed=16))
+
+
+@suite.check("padding: 'same' with stride 2 pads as Keras (extra pixel bottom/right)", weight=1, concept="padding")
 def same_strided(ctx) -> None:
-    run_case(ctx, case(h=6, w=7, stride=2, padding="same", seed=11))
-    run_case(ctx, case(h=5, w=8, kh=2, kw=4, stride=(2, 3), padding="same", seed=12))
+    run_case(ctx, case(h=6, w=6, stride=2, padding="same", seed=17))
+    run_case(ctx, case(h=5, w=8, kh=2, kw=4, stride=(2, 3), padding="same", seed=18))
 
 
-@suite.check("uint8 images do not overflow; integer input gives float output", weight=1)
+# -- dtypes and memory layouts -----------------------------------------------------------------
+@suite.check("dtypes: uint8 and int64 images give float output, without overflow", weight=1, concept="dtypes")
 def integer_input(ctx) -> None:
-    run_case(ctx, case(h=6, w=6, dtype="uint8", seed=13))
-    run_case(ctx, case(h=5, w=4, dtype="int64", seed=14))
+    run_case(ctx, case(h=6, w=6, dtype="uint8", seed=19))
+    run_case(ctx, case(h=5, w=5, dtype="int64", seed=20))
 
 
-@suite.check("non-contiguous input (a transposed or sliced view)", weight=1)
+@suite.check("dtypes: non-contiguous input (a sliced view)", weight=1, concept="dtypes")
 def noncontiguous(ctx) -> None:
-    run_case(ctx, case(n=2, c=2, h=5, w=6, f=2, seed=15, noncontiguous=True))
+    run_case(ctx, case(n=2, h=6, w=6, f=2, seed=21, noncontiguous=True))
 
 
-@suite.property("random shapes, strides, paddings and dtypes match torch", weight=5, strategy=conv_cases(), max_examples=50)
-def random_cases(ctx, c: ConvCase) -> None:
-    run_case(ctx, c)
+# -- inputs untouched --------------------------------------------------------------------------
+@suite.check("the input arrays are not modified", weight=1, concept="no_mutation")
+def no_mutation(ctx) -> None:
+    for c in (case(n=2, c=2, h=6, w=6, f=2, bias=True, seed=22), case(h=5, w=5, padding=1, dtype="uint8", seed=23),
+              case(h=6, w=6, padding="same", stride=2, seed=24)):
+        run_case(ctx, c, mutation=True)
 
 
-@suite.check("impossible input raises ValueError", weight=2)
+# -- everything at once ------------------------------------------------------------------------
+@property_check(suite, "combined: random shapes, channels, bias, strides, paddings and dtypes match torch", conv_cases(),
+                concept="combined", weight=1, max_examples=50)
+def random_cases(ctx, c: ConvCase, diagnosed: bool) -> None:
+    run_case(ctx, c, diagnosed)
+
+
+@suite.check("errors: impossible input raises ValueError", weight=1, concept="errors")
 def errors(ctx) -> None:
     x = make_array((1, 2, 5, 5), "float64", 16)
     ctx.expect_value_error("conv2d", x, make_array((1, 3, 3, 3), "float64", 17), why="2 input channels but a kernel for 3")

@@ -1,9 +1,10 @@
-"""Hidden checks for ``strides.conv_output_size``."""
+"""Hidden checks for ``strides.conv_output_size``, by concept."""
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
 from .base import Fail, StudentRaised, Suite
+from .diagnosis import diagnose, property_check, with_diagnosis
 
 suite = Suite("conv_output_size")
 
@@ -12,45 +13,46 @@ def formula(n: int, k: int, s: int, p: int) -> int:
     return (n + 2 * p - k) // s + 1
 
 
-def expect_size(ctx, n: int, k: int, s: int, p: int) -> None:
+def expect_size(ctx, n: int, k: int, s: int, p: int, diagnosed: bool = True) -> None:
     expected = formula(n, k, s, p)
+    call = f"conv_output_size({n}, {k}, stride={s}, padding={p})"
     try:
         got = ctx.student("conv_output_size", n, k, stride=s, padding=p)
     except StudentRaised as exc:
-        raise Fail(f"conv_output_size({n}, {k}, stride={s}, padding={p}) raised {exc}; expected {expected}") from None
-    if isinstance(got, bool) or not isinstance(got, int):
-        raise Fail(f"conv_output_size({n}, {k}, stride={s}, padding={p}) returned {got!r} ({type(got).__name__}); expected the int {expected}")
-    if got != expected:
-        hint = ""
-        if got == expected - 1 or got == expected + 1:
-            hint = " (off by one: the formula is (n + 2p - k) // s + 1)"
-        elif got == formula(n, k, 1, p):
-            hint = " (the stride was ignored)"
-        elif got == formula(n, k, s, 0):
-            hint = " (the padding was ignored)"
-        raise Fail(f"conv_output_size({n}, {k}, stride={s}, padding={p}) returned {got}, expected {expected}{hint}")
+        raise Fail(f"{call} raised {exc}; expected {expected}") from None
+    if type(got) is not int or got != expected:
+        kind = "" if type(got) is int else f" ({type(got).__name__}; expected the int {expected})"
+        failure = Fail(f"{call}: returned {got!r}{kind}, expected {expected}", expected=expected, got=got)
+        found = diagnose(ctx, "conv_output_size", (n, k), {"stride": s, "padding": p}, got, expected) if diagnosed else []
+        raise with_diagnosis(failure, found)
 
 
-@suite.check("the seed's sizes: 28 -> 26, 13 -> 11, 5 -> 3", weight=1)
+@suite.check("the seed's sizes: 28 -> 26, 13 -> 11, 5 -> 3 (stride 1, no padding)", weight=1, concept="no_stride_padding")
 def seed_sizes(ctx) -> None:
     for n in (28, 13, 5):
         expect_size(ctx, n, 3, 1, 0)
 
 
-@suite.check("stride and padding", weight=1)
-def stride_padding(ctx) -> None:
-    for n, k, s, p in [(28, 3, 2, 0), (28, 3, 1, 1), (7, 3, 2, 1), (6, 2, 2, 0), (5, 5, 1, 0), (4, 1, 3, 0)]:
-        expect_size(ctx, n, k, s, p)
+@suite.check("stride (no padding)", weight=1, concept="stride")
+def stride(ctx) -> None:
+    for n, k, s in [(28, 3, 2), (6, 2, 2), (4, 1, 3), (26, 2, 2), (11, 2, 2)]:
+        expect_size(ctx, n, k, s, 0)
 
 
-@suite.property("random sizes match (n + 2p - k) // s + 1", weight=2,
-                strategy=st.tuples(st.integers(1, 64), st.integers(1, 9), st.integers(1, 5), st.integers(0, 4))
-                .filter(lambda t: t[0] + 2 * t[3] >= t[1]))
-def random_sizes(ctx, case) -> None:
-    expect_size(ctx, *case)
+@suite.check("padding (stride 1)", weight=1, concept="padding")
+def padding(ctx) -> None:
+    for n, k, p in [(28, 3, 1), (5, 5, 2), (1, 3, 1)]:
+        expect_size(ctx, n, k, 1, p)
 
 
-@suite.check("impossible sizes raise ValueError", weight=1)
+@property_check(suite, "combined: random sizes match (n + 2p - k) // s + 1",
+                st.tuples(st.integers(1, 64), st.integers(1, 9), st.integers(1, 5), st.integers(0, 4))
+                .filter(lambda t: t[0] + 2 * t[3] >= t[1]), concept="combined", weight=1)
+def random_sizes(ctx, case, diagnosed: bool) -> None:
+    expect_size(ctx, *case, diagnosed=diagnosed)
+
+
+@suite.check("errors: impossible sizes raise ValueError", weight=1, concept="errors")
 def impossible(ctx) -> None:
     for n, k, s, p, why in [(2, 3, 1, 0, "kernel larger than the input"), (5, 3, 0, 0, "stride 0"),
                             (5, 3, -1, 0, "negative stride"), (1, 4, 1, 1, "kernel larger than the padded input")]:

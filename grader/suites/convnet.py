@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import Fail, StudentRaised, Suite
 from .cases import make_array
+from .diagnosis import SEED_LAYER_TYPES, diagnose, with_diagnosis
 
 suite = Suite("convnet")
 
@@ -25,7 +26,8 @@ def describe(ctx, builder: str) -> dict:
         raise Fail(f"{builder}() or its forward pass on a (2, 1, 28, 28) batch raised {exc.type_name}: {exc.message}") from None
 
 
-@suite.check("build_convnet: five trainable layers with 320, 18,496, 36,928, 36,928 and 650 parameters", weight=3)
+@suite.check("build_convnet: five trainable layers with 320, 18,496, 36,928, 36,928 and 650 parameters", weight=1,
+             concept="parameters")
 def seed_parameters(ctx) -> None:
     d = describe(ctx, "build_convnet")
     layers = [(l["type"], l["params"]) for l in d["layers"] if l["params"] > 0]
@@ -39,20 +41,35 @@ def seed_parameters(ctx) -> None:
         raise Fail(f"the model has {d['trainable_params']:,} trainable parameters, expected 93,322")
 
 
-@suite.check("build_convnet: two 2x2 max-pooling layers and ReLU activations", weight=2)
-def pooling_and_relu(ctx) -> None:
-    d = describe(ctx, "build_convnet")
-    types = [l["type"] for l in d["layers"]]
+def _types_failure(ctx, message: str, types: list) -> Fail:
+    """``message`` plus the catalogue's mistakes confirmed on the model's layer types."""
+    return with_diagnosis(Fail(message), diagnose(ctx, "convnet", (), {}, list(types), list(SEED_LAYER_TYPES)))
+
+
+@suite.check("build_convnet: two 2x2 max-pooling layers", weight=1, concept="pooling")
+def pooling(ctx) -> None:
+    types = [l["type"] for l in describe(ctx, "build_convnet")["layers"]]
     if types.count("MaxPool2d") != 2:
         raise Fail(f"expected 2 MaxPool2d layers, found {types.count('MaxPool2d')} (layers: {types})")
+
+
+@suite.check("build_convnet: a ReLU after each conv layer and after the first Dense layer", weight=1, concept="activations")
+def activations(ctx) -> None:
+    types = [l["type"] for l in describe(ctx, "build_convnet")["layers"]]
     if types.count("ReLU") < 4:
-        raise Fail(f"expected a ReLU after each conv layer and after the first Dense layer (4 in all), found {types.count('ReLU')}; "
-                   "without them the stack collapses to one linear map")
+        raise _types_failure(ctx, f"build_convnet: expected a ReLU after each conv layer and after the first Dense layer (4 in "
+                                  f"all), found {types.count('ReLU')} (layers: {types})", types)
+
+
+@suite.check("build_convnet: returns logits (no softmax: CrossEntropyLoss applies it)", weight=1, concept="logits")
+def logits(ctx) -> None:
+    types = [l["type"] for l in describe(ctx, "build_convnet")["layers"]]
     if "Softmax" in types or "LogSoftmax" in types:
-        raise Fail("the model ends in a softmax: return logits, CrossEntropyLoss applies the softmax itself")
+        raise _types_failure(ctx, "build_convnet: the model ends in a softmax: return logits, CrossEntropyLoss applies the "
+                                  f"softmax itself (layers: {types})", types)
 
 
-@suite.check("build_convnet: feature maps 26x26x32 -> 11x11x64 -> 3x3x64, logits (N, 10)", weight=2)
+@suite.check("build_convnet: feature maps 26x26x32 -> 11x11x64 -> 3x3x64, logits (N, 10)", weight=1, concept="shapes")
 def seed_shapes(ctx) -> None:
     d = describe(ctx, "build_convnet")
     convs = [tuple(l["output_shape"]) for l in d["layers"] if l["type"] == "Conv2d"]
@@ -62,7 +79,7 @@ def seed_shapes(ctx) -> None:
         raise Fail(f"the model returns shape {tuple(d['output_shape'])} for a batch of 2, expected (2, 10)")
 
 
-@suite.check("build_convnet_no_maxpool: (N, 64, 22, 22) and 55,744 parameters", weight=2)
+@suite.check("build_convnet_no_maxpool: (N, 64, 22, 22) and 55,744 parameters", weight=1, concept="no_maxpool")
 def no_maxpool(ctx) -> None:
     d = describe(ctx, "build_convnet_no_maxpool")
     if tuple(d["output_shape"]) != (2, 64, 22, 22):
@@ -71,7 +88,7 @@ def no_maxpool(ctx) -> None:
         raise Fail(f"{d['trainable_params']:,} trainable parameters, expected 55,744 (the conv base alone)")
 
 
-@suite.check("count_parameters and summary report 93,322", weight=2)
+@suite.check("count_parameters and summary report 93,322", weight=1, concept="counting")
 def count_and_summary(ctx) -> None:
     model = ctx.build("build_convnet")
     try:
@@ -91,7 +108,7 @@ def count_and_summary(ctx) -> None:
             raise Fail(f"summary(build_convnet()) does not show a layer with {needed:,} parameters")
 
 
-@suite.check("preprocess: uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], int64 labels", weight=2)
+@suite.check("preprocess: uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], int64 labels", weight=1, concept="preprocess")
 def preprocess(ctx) -> None:
     images = make_array((5, 28, 28), "uint8", 1)
     labels = np.array([3, 0, 9, 1, 7], dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""Hidden checks for ``conv.correlate2d`` (oracle: ``scipy.signal.correlate2d``, mode 'valid')."""
+"""Hidden checks for ``conv.correlate2d`` (oracle: ``scipy.signal.correlate2d``, mode 'valid'), by concept."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,54 +6,71 @@ from hypothesis import strategies as st
 
 from . import oracles
 from .base import Suite
-from .cases import make_array
+from .cases import SOBEL_X, digit_seven, make_array
+from .diagnosis import compare, property_check
 
 suite = Suite("correlate2d")
 
 
-def run_case(ctx, image: np.ndarray, kernel: np.ndarray, noncontiguous: bool = False) -> None:
+def run_case(ctx, image: np.ndarray, kernel: np.ndarray, noncontiguous: bool = False, diagnosed: bool = True,
+             mutation: bool = False) -> None:
     expected = ctx.expected("correlate2d", oracles.correlate2d, image, kernel)
-    flipped = oracles.correlate2d(image, kernel[::-1, ::-1])
-
-    def flip_hint(got: np.ndarray, want: np.ndarray):
-        if got.shape == want.shape and not np.allclose(want, flipped) and np.allclose(got, flipped):
-            return "your output is a true convolution: deep-learning layers slide the kernel without flipping it"
-        if got.shape != want.shape and got.shape == (image.shape[0] + kernel.shape[0] - 1, image.shape[1] + kernel.shape[1] - 1):
-            return "that is the 'full' output size; 'valid' keeps only windows that fit: H - kh + 1"
-        return None
-
     inputs = f"image shape {image.shape} {image.dtype}, kernel shape {kernel.shape}"
     sent = ctx.noncontiguous(image) if noncontiguous else image
-    ctx.compare("correlate2d", (sent, kernel), {}, expected, what="correlate2d", inputs=inputs, hint=flip_hint)
+    compare(ctx, "correlate2d", (image, kernel), {}, expected, what="correlate2d", inputs=inputs, sent=(sent, kernel),
+            diagnosed=diagnosed, mutation=mutation)
 
 
-@suite.check("an asymmetric kernel on a small image (no flipping)", weight=2)
+def sizes(dtypes=("float64", "float32")):
+    return (st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4), st.integers(1, 4), st.sampled_from(dtypes),
+                      st.integers(0, 999), st.booleans())
+            .filter(lambda t: t[2] <= t[0] and t[3] <= t[1]))
+
+
+@suite.check("values: an asymmetric kernel on a small image (no flipping)", weight=1, concept="values")
 def asymmetric(ctx) -> None:
     image = np.arange(25, dtype=np.float64).reshape(5, 5)
     run_case(ctx, image, np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0], [0.5, 0.0, -2.0]]))
 
 
-@suite.check("kernel as large as the image, 1x1 kernel, non-square", weight=2)
+@suite.check("values: a handwritten 7 through a vertical-edge (Sobel) kernel", weight=1, concept="values")
+def sobel_digit(ctx) -> None:
+    run_case(ctx, digit_seven().astype(np.float64), SOBEL_X)
+
+
+@property_check(suite, "values: random float images and kernels match scipy", sizes(), concept="values", weight=2,
+                max_examples=30)
+def random_values(ctx, case, diagnosed: bool) -> None:
+    h, w, kh, kw, dtype, seed, _ = case
+    run_case(ctx, make_array((h, w), dtype, seed), make_array((kh, kw), "float64", seed + 1), diagnosed=diagnosed)
+
+
+@suite.check("shapes: kernel as large as the image, 1x1 kernel, non-square", weight=1, concept="shapes")
 def edge_shapes(ctx) -> None:
     run_case(ctx, make_array((3, 4), "float64", 1), make_array((3, 4), "float64", 2))
     run_case(ctx, make_array((4, 3), "float64", 3), np.array([[2.0]]))
     run_case(ctx, make_array((6, 9), "float64", 4), make_array((2, 4), "float64", 5))
 
 
-@suite.check("a uint8 digit does not overflow", weight=1)
+@suite.check("dtypes: a uint8 digit does not overflow; non-contiguous input", weight=1, concept="dtypes")
 def uint8(ctx) -> None:
     run_case(ctx, make_array((8, 8), "uint8", 6), np.ones((3, 3)))
+    run_case(ctx, make_array((6, 6), "float64", 7), make_array((2, 2), "float64", 8), noncontiguous=True)
 
 
-@suite.property("random images and kernels match scipy", weight=3,
-                strategy=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4), st.integers(1, 4),
-                                   st.sampled_from(["float64", "float32", "uint8", "int64"]), st.integers(0, 999), st.booleans())
-                .filter(lambda t: t[2] <= t[0] and t[3] <= t[1]))
-def random_cases(ctx, case) -> None:
+@suite.check("the inputs are not modified", weight=1, concept="no_mutation")
+def no_mutation(ctx) -> None:
+    run_case(ctx, make_array((6, 6), "float64", 9), make_array((3, 2), "float64", 10), mutation=True)
+    run_case(ctx, make_array((5, 5), "uint8", 11), np.ones((2, 2)), mutation=True)
+
+
+@property_check(suite, "combined: random images, kernels, dtypes and layouts match scipy",
+                sizes(("float64", "float32", "uint8", "int64")), concept="combined", weight=1)
+def random_cases(ctx, case, diagnosed: bool) -> None:
     h, w, kh, kw, dtype, seed, noncontiguous = case
-    run_case(ctx, make_array((h, w), dtype, seed), make_array((kh, kw), "float64", seed + 1), noncontiguous)
+    run_case(ctx, make_array((h, w), dtype, seed), make_array((kh, kw), "float64", seed + 1), noncontiguous, diagnosed)
 
 
-@suite.check("a kernel larger than the image raises ValueError", weight=1)
+@suite.check("errors: a kernel larger than the image raises ValueError", weight=1, concept="errors")
 def too_large(ctx) -> None:
     ctx.expect_value_error("correlate2d", np.zeros((2, 5)), np.ones((3, 3)), why="a 3x3 kernel on a 2x5 image")

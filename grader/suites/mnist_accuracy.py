@@ -1,33 +1,262 @@
 """Hidden check for ``mnist_accuracy``: train the student's convnet in the sandbox, score it here.
 
-The worker receives the training set and the test *images*; the test labels stay on this side
-and the predictions it sends back are scored against them.
+MNIST's test labels are public, so nothing of the test set enters the worker and no student code
+labels a test image. The worker gets the training set and :data:`PROBE_SIZE` training images chosen
+here; it runs the student's ``build_convnet()`` and ``train(...)`` and sends back the trained
+parameters (float32, in the order of ``model.parameters()``) and the model's logits on the probe.
+On this side the parameters are loaded into the reference ``build_convnet()``; its forward pass must
+reproduce the student's probe logits (``tolerances.MNIST_PROBE_LOGITS``), and then the *reference*
+model with the student's weights is scored on the 10,000 test images in this process.
 """
 from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 from .base import Fail, StudentRaised, Suite
+from .tolerances import MNIST_PROBE_LOGITS
 
 suite = Suite("mnist_accuracy")
+
+PROBE_SIZE = 64
+"""Training images on which the student's forward pass is compared with the reference's."""
+PROBE_SEED = 2024  # any fixed number: the probe is the same for every student
+MAX_VALUES_FACTOR = 16
+"""The worker refuses to send back more than this many times the reference's parameter count."""
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What the worker sent back, validated."""
+
+    names: list[str]
+    params: list[np.ndarray]
+    probe_logits: np.ndarray
+    train_seconds: float
+    threads: int
+
+
+def probe_indices(n_train: int, size: int = PROBE_SIZE) -> np.ndarray:
+    """Sorted indices of the probe images among the training images (deterministic)."""
+    return np.sort(np.random.default_rng(PROBE_SEED).choice(n_train, size=min(size, n_train), replace=False))
+
+
+def free_cores(at_most: int, window_s: float = 0.2) -> int:
+    """How many of our CPUs are idle right now (at least 1, at most ``at_most``): the training threads.
+
+    On a busy machine two OpenMP threads wait on each other whenever one is descheduled (with the load
+    average at ~5 on 2 cores a training step took ~4x longer with 2 threads than with 1), so training gets
+    only the cores other processes leave free, sampled from /proc/stat over ``window_s`` (the 1-minute load
+    average would still count a job that just finished); the load average is the fallback.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+
+    def busy_and_total() -> tuple[int, int]:
+        busy = total = 0
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                    ticks = [int(v) for v in fields[:8]]
+                    total += sum(ticks)
+                    busy += sum(ticks) - ticks[3] - ticks[4]  # minus idle and iowait
+        return busy, total
+
+    try:
+        b0, t0 = busy_and_total()
+        time.sleep(window_s)
+        b1, t1 = busy_and_total()
+        busy_cores = len(cpus) * (b1 - b0) / max(1, t1 - t0)
+    except (OSError, ValueError, IndexError):
+        try:
+            busy_cores = os.getloadavg()[0]
+        except OSError:
+            busy_cores = 0.0
+    return max(1, min(at_most, len(cpus) - int(busy_cores + 0.25)))
+
+
+def validated(reply: Any, wall_s: float, n_probe: int) -> Trained:
+    """The worker's reply checked field by field (it ran beside student code: trust nothing)."""
+    def bad(why: str) -> Fail:
+        return Fail(f"the trained model could not be read back from the sandbox: {why}")
+
+    if type(reply) is not dict:
+        raise bad(f"expected a dict, got {type(reply).__name__}")
+    names, params, logits = reply.get("names"), reply.get("params"), reply.get("probe_logits")
+    if type(names) is not list or type(params) is not list or len(names) != len(params) \
+            or not all(type(n) is str for n in names):
+        raise bad("parameter names and values do not match")
+    for name, p in zip(names, params):
+        if type(p) is not np.ndarray or p.dtype != np.float32:
+            raise bad(f"parameter {name!r} is not a float32 array")
+    if type(logits) is not np.ndarray or logits.dtype != np.float32:
+        raise bad("the probe logits are not a float32 array")
+    seconds = reply.get("train_seconds")
+    seconds = float(seconds) if type(seconds) is float and 0.0 <= seconds <= wall_s else wall_s
+    threads = reply.get("threads")
+    threads = threads if type(threads) is int and 0 < threads < 10_000 else 0
+    if logits.ndim != 2 or logits.shape[0] != n_probe:
+        raise Fail(f"your trained model returns an output of shape {logits.shape} for {n_probe} images; "
+                   f"expected logits of shape ({n_probe}, 10)")
+    return Trained(names, params, logits, seconds, threads)
+
+
+def load_into(reference: Any, trained: Trained) -> None:
+    """Copy the student's parameters into ``reference`` (a torch model); Fail naming the first misfit."""
+    import torch
+
+    ref_named = list(reference.named_parameters())
+
+    def kind(name: str) -> str:
+        owner = name.rpartition(".")[0]
+        try:
+            return type(reference.get_submodule(owner)).__name__
+        except AttributeError:
+            return "?"
+
+    theirs = f"{len(trained.params)} parameter tensors, {sum(p.size for p in trained.params):,} values"
+    ours = f"{len(ref_named)} tensors, {sum(p.numel() for _, p in ref_named):,} values"
+    for i, ((ref_name, ref_p), name, p) in enumerate(zip(ref_named, trained.names, trained.params)):
+        if tuple(p.shape) != tuple(ref_p.shape):
+            raise Fail(f"your trained model does not fit the course's convnet: parameter {i + 1} ({name!r} in your model) "
+                       f"has shape {tuple(p.shape)} where the reference's {ref_name!r} ({kind(ref_name)}) has "
+                       f"{tuple(ref_p.shape)}. Your model: {theirs}; the reference: {ours}.")
+    if len(trained.params) != len(ref_named):
+        if len(trained.params) > len(ref_named):
+            extra = len(ref_named)
+            what = (f"it has an extra parameter {extra + 1} ({trained.names[extra]!r}, shape "
+                    f"{tuple(trained.params[extra].shape)})")
+        else:
+            missing = len(trained.params)
+            what = (f"it lacks the reference's parameter {missing + 1} ({ref_named[missing][0]!r} of "
+                    f"{kind(ref_named[missing][0])}, shape {tuple(ref_named[missing][1].shape)})")
+        raise Fail(f"your trained model does not fit the course's convnet: {what}. Your model: {theirs}; the reference: {ours}.")
+    for name, p in zip(trained.names, trained.params):
+        if not np.isfinite(p).all():
+            raise Fail(f"your trained parameter {name!r} holds NaN or infinite values: training diverged "
+                       f"(learning rate too high? a loss on probabilities instead of logits?)")
+    with torch.no_grad():
+        for (_, ref_p), p in zip(ref_named, trained.params):
+            ref_p.copy_(torch.from_numpy(np.array(p)))  # a writable copy of the wire's buffer
+
+
+def _forward(reference: Any, x: Any, *, skip: frozenset[int] = frozenset(), flatten_channels_last: bool = False) -> Any:
+    """The reference Sequential's forward pass, optionally with one classic mistake made on purpose."""
+    import torch
+    from torch import nn
+
+    for i, layer in enumerate(reference.children()):
+        if i in skip:
+            continue
+        if isinstance(layer, nn.Flatten) and flatten_channels_last and x.ndim == 4:
+            x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+        elif isinstance(layer, nn.ReLU):
+            x = torch.relu(x)  # never in place: the variants share their inputs
+        else:
+            x = layer(x)
+    return x
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    rtol, atol = MNIST_PROBE_LOGITS
+    scale = max(float(np.max(np.abs(b), initial=0.0)), 1.0)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol * scale))
+
+
+def mistakes(reference: Any) -> dict[str, Callable[[Any], Any]]:
+    """Classic forward-pass mistakes, each as a recomputation on the reference with the same weights."""
+    import torch
+    from torch import nn
+
+    children = list(reference.children())
+    found: dict[str, Callable[[Any], Any]] = {
+        "a softmax at the end of the model (return the logits: CrossEntropyLoss applies log-softmax itself, so the "
+        "softmax is applied twice and training crawls)": lambda x: torch.softmax(_forward(reference, x), dim=1),
+        "a log_softmax at the end of the model (return the raw logits: CrossEntropyLoss applies log-softmax itself)":
+            lambda x: torch.log_softmax(_forward(reference, x), dim=1),
+        "a ReLU after the last layer (the logits must be free to go negative)":
+            lambda x: torch.relu(_forward(reference, x)),
+        "the flatten in channels-last order (h, w, c) as Keras does; nn.Flatten on NCHW maps gives (c, h, w)":
+            lambda x: _forward(reference, x, flatten_channels_last=True),
+    }
+    for i, layer in enumerate(children):
+        if isinstance(layer, nn.ReLU) and i > 0:
+            before = children[i - 1]
+            found[f"no ReLU after {before!r}"] = lambda x, i=i: _forward(reference, x, skip=frozenset({i}))
+    return found
+
+
+def diagnose(reference: Any, probe: np.ndarray, theirs: np.ndarray) -> str:
+    """Why the student's logits differ from the reference's with the same weights: a classic mistake only when
+    its recomputation reproduces the student's logits *and* differs from the reference's, else the max |diff|."""
+    import torch
+
+    x = torch.from_numpy(probe)
+    with torch.no_grad():
+        ours = _forward(reference, x).numpy()
+        if theirs.shape != ours.shape:
+            return (f"your forward pass differs from the reference with the same weights: it returns shape "
+                    f"{theirs.shape} for {len(probe)} images where the reference returns {ours.shape}")
+        for what, mistake in mistakes(reference).items():
+            guess = mistake(x).numpy()
+            if _close(theirs, guess) and not _close(guess, ours):
+                return f"your forward pass differs from the reference with the same weights: it computes {what}"
+    diff = float(np.max(np.abs(theirs.astype(np.float64) - ours)))
+    return (f"your forward pass differs from the reference with the same weights: max |diff| {diff:.3g} over the "
+            f"{len(probe)} probe images (tolerance rtol {MNIST_PROBE_LOGITS[0]:g}, atol {MNIST_PROBE_LOGITS[1]:g} x the "
+            f"largest logit); build_convnet must be the chapter's model: conv-relu-pool, conv-relu-pool, conv-relu, "
+            f"flatten, dense-relu, dense, with no softmax")
+
+
+def accuracy_of(model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
+    """Share of ``images`` (float32 NCHW) that ``model`` labels right: eval mode, no autograd, in batches."""
+    import torch
+
+    model.eval()
+    right = 0
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            pred = model(torch.from_numpy(images[i:i + batch_size])).argmax(dim=1).numpy()
+            right += int((pred == labels[i:i + batch_size]).sum())
+    return right / len(images)
 
 
 @suite.check("test accuracy of your trained convnet (full marks from course.yml's full_marks_at)", weight=1)
 def accuracy(ctx) -> float:
+    import torch
+
     from coursekit.mnist import load_mnist
 
     x_train, y_train, x_test, y_test = load_mnist()
+    preprocess = ctx.reference("preprocess")
+    reference = ctx.reference("build_convnet")()
+    idx = probe_indices(len(x_train))
+    probe, _ = preprocess(x_train[idx], y_train[idx])
+    cap = getattr(getattr(ctx.worker, "limits", None), "threads", None) or len(os.sched_getaffinity(0))
+    max_values = MAX_VALUES_FACTOR * sum(p.numel() for p in reference.parameters())
     try:
-        predictions = ctx.train_and_predict(x_train, y_train, x_test)
+        reply, wall_s = ctx.train_and_probe(x_train, y_train, probe, seed=0, threads=free_cores(cap), max_values=max_values)
     except StudentRaised as exc:
-        raise Fail(f"training or prediction raised {exc.type_name}: {exc.message}") from None
-    if not isinstance(predictions, np.ndarray) or predictions.shape != (len(x_test),) or predictions.dtype.kind not in "iu":
-        got = f"shape {predictions.shape} {predictions.dtype}" if isinstance(predictions, np.ndarray) else type(predictions).__name__
-        raise Fail(f"expected one integer class per test image ({len(x_test)},), got {got}")
-    acc = float(np.mean(predictions == y_test))
+        raise Fail(f"building or training raised {exc.type_name}: {exc.message}") from None
+    trained = validated(reply, wall_s, len(probe))
+    load_into(reference, trained)
+    reference.eval()
+    with torch.no_grad():
+        ours = reference(torch.from_numpy(probe)).numpy()
+    if not _close(trained.probe_logits, ours):
+        raise Fail(diagnose(reference, probe, trained.probe_logits))
+
+    test_images, test_labels = preprocess(x_test, y_test)
+    acc = accuracy_of(reference, test_images, test_labels)
     scale = ctx.course.mnist_scale
     share = scale.share(acc)
-    ctx.note(f"test accuracy {acc:.4f} (full marks from {scale.full_marks_at}, nothing below {scale.zero_below})")
+    threads = f" on {trained.threads} thread{'s' if trained.threads != 1 else ''}" if trained.threads else ""
+    ctx.note(f"test accuracy {acc:.4f} (full marks from {scale.full_marks_at}, nothing below {scale.zero_below}); "
+             f"training took {trained.train_seconds:.1f} s{threads}")
     if share <= 0.0:
         raise Fail(f"test accuracy {acc:.4f} is below {scale.zero_below}: no points")
     return share

@@ -150,3 +150,60 @@ def test_summary_reports_the_seed_numbers(impl):
     for count in SEED_LAYER_PARAMS[1:]:
         assert str(count) in text or f"{count:,}" in text, f"the table should list a layer with {count:,} parameters"
     assert "26" in text and "576" in text, "the table should show the output shapes (26 x 26 maps, 576 after Flatten)"
+
+
+# -- train: the training loop (exercise mnist_accuracy) ------------------------------------------
+
+def _toy_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` 28x28 uint8 images whose label is drawn as a bright row at height 3 + 2 * label: easy to learn."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, 28, 28), dtype=np.uint8)
+    images[np.arange(n), labels * 2 + 3, 4:24] = 255
+    return images, labels
+
+
+@pytest.mark.mnist_accuracy
+def test_train_learns_a_toy_set(impl):
+    cn = impl("convnet")
+    images, labels = _toy_digits(512)
+    torch.manual_seed(0)
+    model = cn.build_convnet()
+    history = cn.train(model, images, labels, epochs=3, batch_size=32, seed=0)
+    assert isinstance(history, dict) and len(history.get("loss", [])) == 3 and len(history.get("accuracy", [])) == 3, (
+        f"train returns {{'loss': [...], 'accuracy': [...], 'seconds': ...}} with one entry per epoch, got {history!r:.200}")
+    assert history["loss"][-1] < history["loss"][0], f"the loss should fall from epoch to epoch, got {history['loss']}"
+    with torch.no_grad():
+        predicted = model.eval()(torch.as_tensor(images[:, None] / np.float32(255))).argmax(1).numpy()
+    assert (predicted == labels).mean() > 0.9, (
+        f"after 3 epochs the model should label this easy toy set (a bright row per digit) almost perfectly, got "
+        f"{(predicted == labels).mean():.2f}: check zero_grad / backward / step, and that the model is in train() mode")
+
+
+@pytest.mark.mnist_accuracy
+def test_train_steps_once_per_batch(impl, monkeypatch):
+    """zero_grad, optimizer.step and schedule.step once per batch; 100 images in batches of 32 -> 4 batches per epoch."""
+    cn = impl("convnet")
+    counts = {"zero_grad": 0, "step": 0, "schedule": 0}
+    make_optimizer, make_schedule = cn.make_optimizer, cn.make_schedule
+
+    def counting_optimizer(model, plan):
+        optimizer = make_optimizer(model, plan)
+        zero_grad = optimizer.zero_grad
+        optimizer.zero_grad = lambda *a, **k: (counts.__setitem__("zero_grad", counts["zero_grad"] + 1), zero_grad(*a, **k))[1]
+        optimizer.register_step_post_hook(lambda *_: counts.__setitem__("step", counts["step"] + 1))
+        return optimizer
+
+    def counting_schedule(optimizer, plan, total_steps):
+        schedule = make_schedule(optimizer, plan, total_steps)
+        step = schedule.step
+        schedule.step = lambda *a, **k: (counts.__setitem__("schedule", counts["schedule"] + 1), step(*a, **k))[1]
+        return schedule
+
+    monkeypatch.setattr(cn, "make_optimizer", counting_optimizer)
+    monkeypatch.setattr(cn, "make_schedule", counting_schedule)
+    images, labels = _toy_digits(100)
+    cn.train(cn.build_convnet(), images, labels, epochs=2, batch_size=32)
+    assert counts == {"zero_grad": 8, "step": 8, "schedule": 8}, (
+        f"2 epochs of 4 batches: expected zero_grad, optimizer.step and schedule.step 8 times each, got {counts} "
+        f"(the last batch of an epoch may be smaller; the schedule steps after every batch, not every epoch)")

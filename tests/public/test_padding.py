@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from coursekit.mistakes import assert_close, self_check_hint
+
 
 @pytest.mark.pad2d
 def test_pad2d_pads_only_height_and_width(impl):
     x = np.ones((2, 3, 4, 5))
     got = impl("padding").pad2d(x, 1)
-    assert got.shape[:2] == (2, 3), f"shape changed on the batch/channel axis: got {got.shape}; pad only H and W"
-    assert got.shape == (2, 3, 6, 7), f"expected (2, 3, 6, 7) for one pixel on every side, got {got.shape}"
-    assert got[..., 0, :].sum() == 0 and got[..., :, -1].sum() == 0, "the border must be filled with zeros"
-    np.testing.assert_array_equal(got[..., 1:-1, 1:-1], x, err_msg="the original values must sit in the middle")
+    assert_close("pad2d", got, np.pad(x, [(0, 0), (0, 0), (1, 1), (1, 1)]), (x, 1),
+                 why="one pixel of zeros on every side of H and W: (2, 3, 4, 5) becomes (2, 3, 6, 7), x in the middle.")
 
 
 @pytest.mark.pad2d
@@ -20,11 +20,8 @@ def test_pad2d_tuple_is_top_bottom_left_right(impl):
     x = np.arange(6).reshape(1, 1, 2, 3)
     got = impl("padding").pad2d(x, (1, 0, 0, 2), value=-1)
     expected = np.pad(x, [(0, 0), (0, 0), (1, 0), (0, 2)], constant_values=-1)
-    assert got.shape == expected.shape, (
-        f"got shape {got.shape}, expected {expected.shape}: pad=(top, bottom, left, right), "
-        "so (1, 0, 0, 2) adds one row on top and two columns on the right"
-    )
-    np.testing.assert_array_equal(got, expected, err_msg="values differ from np.pad: check the order (top, bottom, left, right) and `value`")
+    assert_close("pad2d", got, expected, (x, (1, 0, 0, 2)), {"value": -1},
+                 why="pad=(top, bottom, left, right): (1, 0, 0, 2) adds one row on top and two columns on the right, filled with -1.")
 
 
 @pytest.mark.pad2d
@@ -55,6 +52,7 @@ def test_pad2d_rejects_negative_padding(impl):
     ],
 )
 def test_same_padding_follows_keras(impl, args, expected, why):
-    got = tuple(impl("padding").same_padding(*args))
-    hint = " The extra pixel goes after, not before." if got == expected[::-1] != expected else ""
-    assert got == expected, f"same_padding{args} returned {got}, expected {expected}: {why}.{hint}"
+    got = impl("padding").same_padding(*args)
+    n, k, *stride = args
+    hint = "" if got == expected else self_check_hint("same_padding", (n, k), {"stride": stride[0] if stride else 1}, got)
+    assert got == expected, f"same_padding{args} returned {got!r}, expected {expected}: {why}.{hint}"

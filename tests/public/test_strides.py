@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from coursekit.mistakes import self_check_hint
+
 pytestmark = pytest.mark.conv_output_size
 
 
@@ -20,11 +22,11 @@ pytestmark = pytest.mark.conv_output_size
 )
 def test_known_sizes(impl, args, expected, why):
     got = impl("strides").conv_output_size(*args)
-    hint = ""
-    if got == expected - 1 or got == expected + 1:
-        hint = " Off by one: expected (n + 2*padding - k) // stride + 1."
-    assert got == expected, f"conv_output_size{args} returned {got}, expected {expected} ({why}).{hint}"
-    assert isinstance(got, int), f"return a Python int, got {type(got).__name__}"
+    n, k, stride, padding = list(args) + [1, 0][len(args) - 2:]  # the defaults stride=1, padding=0 filled in
+    right = got == expected and type(got) is int
+    hint = "" if right else self_check_hint("conv_output_size", (n, k), {"stride": stride, "padding": padding}, got)
+    assert got == expected, f"conv_output_size{args} returned {got!r}, expected {expected} ({why}).{hint}"
+    assert isinstance(got, int), f"return a Python int, got {type(got).__name__}.{hint}"
 
 
 @pytest.mark.parametrize("args", [(2, 5), (3, 3, 0), (5, 3, -1), (5, 3, 1, -1)])

@@ -1,7 +1,9 @@
 """In-process guards of the worker: forbidden imports and calls, reported the moment they happen.
 
-This is the *second* layer. The first is the filesystem view: forbidden packages are simply absent
-(bubblewrap) or unreadable (Landlock). Here, after the worker's own imports and before student code:
+This is the *second* layer. The first is the filesystem view (:mod:`view`): only course.yml's
+allowed packages are visible, and forbidden packages and subpackages are absent from it
+(bubblewrap), or neither on ``sys.path`` nor readable (Landlock). Here, after the worker's own
+imports and before student code:
 
 * an audit hook (``sys.addaudithook``; cannot be removed) sees every ``import`` statement and
   ``__import__``, every file opened (``open``), every ``ctypes.dlopen``, and attempts to rewrite the

@@ -12,7 +12,7 @@ grader only captures, never parses. Start-up, before any student file is read:
    for torch exercises); install the :class:`guard.Guard`;
 4. answer ``ready`` with what was actually applied.
 
-Then it serves ``call`` / ``import`` / ``describe_model`` / ``train_predict`` / ``exit`` requests, one at
+Then it serves ``call`` / ``import`` / ``describe_model`` / ``train_probe`` / ``exit`` requests, one at
 a time, each answered by exactly one ``result`` frame (plus ``violation`` frames sent the moment a
 forbidden import or call happens). Student exceptions become structured errors; return values that
 are not plain data become ``InvalidReturn`` errors. Expected values never enter this process.
@@ -73,6 +73,10 @@ def _close_other_fds(keep: set[int]) -> None:
     os.closerange(top, 1 << 16)
 
 
+#: The largest request body the worker reads (the grader's training set for ``train_probe`` included).
+MAX_REQUEST_BYTES = 4 * 2**30
+
+
 class Worker:
     """Serves requests from the grader on ``req_fd``/``res_fd`` according to ``cfg`` (the init frame)."""
 
@@ -81,7 +85,7 @@ class Worker:
         self.req_fd, self.res_fd = req_fd, res_fd
         self.package: str = cfg["package"]
         self.student_root: str = cfg["student_root"]
-        self.read_limits = wire.WireLimits(max_body_bytes=cfg.get("max_request_bytes", 4 * 2**30))
+        self.read_limits = wire.WireLimits(max_body_bytes=MAX_REQUEST_BYTES)
         self.max_result_bytes: int = cfg["max_result_bytes"]
         self._lock = threading.RLock()
         self.guard = None
@@ -215,13 +219,13 @@ class Worker:
             from . import torch_ops
 
             return torch_ops.describe_model(self._load(meta["module"]), meta["builder"], meta["input_shape"]), {}
-        if op == "train_predict":
+        if op == "train_probe":
             from . import torch_ops
 
-            return torch_ops.train_and_predict(self._load(meta["module"]), value["train_images"],
-                                               value["train_labels"], value["test_images"],
-                                               epochs=meta.get("epochs"), seed=meta.get("seed", 0),
-                                               kwargs=meta.get("train_kwargs") or {}), {}
+            return torch_ops.train_and_probe(self._load(meta["module"]), value["train_images"], value["train_labels"],
+                                             value["probe_images"], epochs=meta["epochs"], seed=meta["seed"],
+                                             threads=meta["threads"], max_values=meta["max_values"],
+                                             kwargs=meta["train_kwargs"]), {}
         raise ValueError(f"unknown request {op!r}")
 
     def _load(self, module: str):

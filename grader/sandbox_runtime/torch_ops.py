@@ -2,14 +2,15 @@
 
 * :func:`describe_model` builds the model, runs one forward pass on zeros with forward hooks on the
   leaf modules and returns layer names, types, parameter counts and output shapes.
-* :func:`train_and_predict` builds and trains the model with the student's own ``train`` and returns
-  int64 predictions for the test images. The test labels never enter the worker.
+* :func:`train_and_probe` builds and trains the model with the student's own ``train`` and returns its
+  parameters and its logits on a few training images. No test image or label ever enters the worker.
 
 The student's model object never crosses the boundary. Both run inside the sandbox.
 """
 from __future__ import annotations
 
 import random
+import time
 from types import ModuleType
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 
 
 class InvalidModel(TypeError):
-    """The student's builder or predictor returned something unusable."""
+    """The student's builder, model or train returned something unusable."""
 
 
 def _shape(out) -> list[int] | None:
@@ -77,23 +78,36 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _as_numpy_labels(pred, n: int) -> np.ndarray:
-    if isinstance(pred, torch.Tensor):
-        pred = pred.detach().cpu().numpy()
-    if type(pred) is not np.ndarray or pred.dtype.kind not in "iu" or pred.shape != (n,):
-        desc = f"{type(pred).__name__} {getattr(pred, 'dtype', '')} {getattr(pred, 'shape', '')}".strip()
-        raise InvalidModel(f"predictions must be an integer array of shape ({n},), got {desc}")
-    return pred.astype(np.int64)
+def _trained_values(model: torch.nn.Module, max_values: int) -> tuple[list[str], list[np.ndarray]]:
+    """Names and float32 copies of ``model.parameters()``, in that order (at most ``max_values`` numbers)."""
+    names = [str(name)[:200] for name, _ in model.named_parameters()]
+    params = list(model.parameters())
+    total = sum(int(p.numel()) for p in params)
+    if total > max_values:
+        raise InvalidModel(f"your model has {total:,} parameter values; the grader accepts at most {max_values:,} "
+                           f"for this exercise")
+    values = []
+    for name, p in zip(names, params, strict=True):
+        if not isinstance(p, torch.Tensor) or not p.is_floating_point():
+            raise InvalidModel(f"parameter {name!r} is not a floating-point tensor ({getattr(p, 'dtype', type(p).__name__)})")
+        values.append(np.ascontiguousarray(p.detach().cpu().to(torch.float32).contiguous().numpy()))
+    return names, values
 
 
-def train_and_predict(mod: ModuleType, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
-                      *, epochs: int | None = None, seed: int = 0, kwargs: dict | None = None,
-                      batch_size: int = 1000) -> np.ndarray:
-    """Train the student's ``build_convnet()`` with their ``train`` and predict ``test_images``.
+def train_and_probe(mod: ModuleType, train_images: np.ndarray, train_labels: np.ndarray, probe_images: np.ndarray,
+                    *, epochs: int | None = None, seed: int = 0, threads: int | None = None,
+                    max_values: int = 2_000_000, kwargs: dict | None = None) -> dict:
+    """Train the student's ``build_convnet()`` with their ``train``; return what the grader scores.
 
-    Prediction uses the student's ``predict(model, images)`` when the module has one, else the argmax
-    of ``model(preprocess(batch, dummy_labels)[0])`` in batches, in eval mode without gradients.
+    ``{"names": [...], "params": [float32 arrays in the order of model.parameters()], "probe_logits":
+    float32 (P, 10) of the trained model in eval mode without gradients on ``probe_images`` (float32
+    NCHW, chosen by the grader from the training set), "train_seconds": wall time of train(),
+    "threads": torch threads at the start of train()}``. No test image ever enters the worker: the grader
+    loads the parameters into its own reference model and scores that. ``threads`` (the grader's choice)
+    sets torch's CPU threads before the student's code runs.
     """
+    if threads:
+        torch.set_num_threads(int(threads))
     _seed_everything(seed)
     model = _build(mod, "build_convnet")
     train = mod.__dict__.get("train")
@@ -103,24 +117,18 @@ def train_and_predict(mod: ModuleType, train_images: np.ndarray, train_labels: n
     kw["seed"] = seed
     if epochs is not None:
         kw["epochs"] = epochs
+    used_threads = torch.get_num_threads()
+    started = time.perf_counter()
     returned = train(model, train_images, train_labels, **kw)
+    train_seconds = time.perf_counter() - started
     if isinstance(returned, torch.nn.Module):
         model = returned
-    n = len(test_images)
-    predict = mod.__dict__.get("predict")
-    if callable(predict):
-        return _as_numpy_labels(predict(model, test_images), n)
-    preprocess = mod.__dict__.get("preprocess")
-    if not callable(preprocess):
-        raise InvalidModel(f"{mod.__name__.replace('.', '/')}.py defines neither 'predict' nor 'preprocess'")
+    names, values = _trained_values(model, max_values)
     model.eval()
-    preds = []
     with torch.no_grad():
-        for i in range(0, n, batch_size):
-            batch = test_images[i:i + batch_size]
-            x = preprocess(batch, np.zeros(len(batch), dtype=np.int64))
-            if isinstance(x, tuple):
-                x = x[0]
-            logits = model(torch.as_tensor(x))
-            preds.append(logits.argmax(dim=1))
-    return _as_numpy_labels(torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64), n)
+        logits = model(torch.from_numpy(np.array(probe_images, dtype=np.float32)))
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise InvalidModel(f"the model's forward pass returned {type(logits).__name__}, not a float tensor of logits")
+    return {"names": names, "params": values,
+            "probe_logits": np.ascontiguousarray(logits.detach().cpu().to(torch.float32).numpy()),
+            "train_seconds": float(train_seconds), "threads": int(used_threads)}

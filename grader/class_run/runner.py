@@ -1,0 +1,140 @@
+"""The entry point of a class run: lock the output folder, discover, plan, grade on a backend, export."""
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from coursekit.course import Course
+
+from ..exports import write_exports
+from ..fingerprint import grader_build
+from ..gradebook import Gradebook
+from .backends import DaskBackend, PoolBackend
+from .discovery import discover
+from .ledger import ClassRun, RunSummary
+
+#: Held while a run writes the output folder; removed when the run ends.
+LOCK_FILE = ".grade-all.lock"
+
+
+class ClassRunError(RuntimeError):
+    """The run cannot start (output folder locked, scheduler unreachable); the message says why."""
+
+
+def _connect(scheduler: str) -> "DaskBackend":
+    try:
+        return DaskBackend(scheduler)
+    except ImportError:
+        raise ClassRunError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClassRunError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+
+
+class _Lock:
+    """An exclusive lock on the output folder (released by the kernel even on SIGKILL).
+
+    The lock file is removed when the run ends, whatever the outcome. A run that opened the file
+    just before another removed it would hold a lock on a deleted file: after locking, the file
+    at the path must still be the one locked, else the lock is taken again.
+    """
+
+    def __init__(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / LOCK_FILE
+        while True:
+            self._fh = open(self.path, "a")
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._fh.close()
+                raise ClassRunError(f"another grade-all is writing {out} (it holds {self.path})") from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fh.fileno()).st_ino:
+                    return
+            except FileNotFoundError:
+                pass
+            self._fh.close()
+
+    def release(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)  # while still locked: no other run holds this file
+        except OSError:
+            pass
+        self._fh.close()
+
+
+@dataclass(frozen=True)
+class GradeAllOptions:
+    """What a class run is asked to do (``grader grade-all``'s flags)."""
+
+    out: Path = Path("grades")             # gradebook, exports, feedback
+    workers: int = 1                       # local grading processes (without ``scheduler``)
+    scheduler: Optional[str] = None        # a dask.distributed scheduler address
+    force: bool = False                    # regrade everything, ignoring recorded results
+    only: tuple[str, ...] = ()             # exercise ids to grade (empty: all)
+    skip: tuple[str, ...] = ()             # exercise ids to leave out
+    allow_unsandboxed: bool = False
+    assignment: Optional[str] = None       # nbgrader layout: grade <student>/<assignment>
+    command: str = "grade-all"             # as recorded in the gradebook's run
+
+
+class RunObserver(Protocol):
+    """Follows a run as it goes (the CLI's progress bar)."""
+
+    def reading(self, students: int) -> None: ...
+    def grading(self, up_to_date: int) -> None: ...
+    def settled(self, student: str, failed: bool) -> None: ...
+
+
+def grade_all(submissions_dir: Path, course: Course, options: GradeAllOptions = GradeAllOptions(),
+              backend: Any = None, observer: Optional[RunObserver] = None) -> RunSummary:
+    """Grade every submission under ``submissions_dir`` into the gradebook and exports in ``options.out``.
+
+    ``backend`` (default: a :class:`DaskBackend` for ``options.scheduler``, else a :class:`PoolBackend`)
+    needs ``name``, ``workers``, ``threads()``, ``results(jobs)`` and ``close(cancel)``.
+    """
+    from ..grade import select
+
+    started = time.monotonic()
+    exercises = select(course, options.only, options.skip)
+    out = Path(options.out)
+    lock = _Lock(out)
+    gb: Optional[Gradebook] = None
+    try:
+        gb = Gradebook(out / "gradebook.sqlite")
+        subs, notes = discover(Path(submissions_dir), options.assignment)
+        backend = backend or (_connect(options.scheduler) if options.scheduler else PoolBackend(options.workers))
+        run_id = gb.start_run(grader_build(), options.command, backend.workers, options.scheduler)
+        summary = RunSummary(run_id=run_id, students=len(subs), backend=backend.name, workers=backend.workers, notes=notes)
+        run = ClassRun(course, exercises, gb, summary, force=options.force, allow_unsandboxed=options.allow_unsandboxed,
+                       on_student=observer.settled if observer else None)
+        if observer:
+            observer.reading(len(subs))
+        status = "interrupted"
+        try:
+            jobs = run.plan(subs)
+            if observer:
+                observer.grading(summary.up_to_date)
+            if jobs:
+                threads = backend.threads()
+                for job in jobs:
+                    job["threads"] = threads
+                for result in backend.results(jobs):
+                    run.finish_job(result)
+            run.fail_unfinished()  # waited on a result that never came
+            status = "finished" if not summary.internal_errors else "finished with internal errors"
+        finally:
+            backend.close(cancel=status == "interrupted")
+            gb.finish_run(run_id, status)
+        summary.class_keys = [p.student_keys() for p in run.plans.values()]
+        write_exports(gb, course, summary.class_keys, out)
+        summary.wall_s = time.monotonic() - started
+        return summary
+    finally:
+        if gb is not None:
+            gb.close()
+        lock.release()
