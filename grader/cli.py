@@ -234,7 +234,7 @@ class _ClassProgress:
     def __enter__(self) -> "_ClassProgress":
         self._bar: Any = None
         self._task: Any = None
-        self._failures = 0
+        self._failed: list[str] = []
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -243,22 +243,36 @@ class _ClassProgress:
 
     def reading(self, students: int) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("failures: {task.fields[failures]}"), TimeElapsedColumn(), TextColumn("left:"),
-                   TimeRemainingColumn()]
-        self._bar = Progress(*columns, console=Console(stderr=True), transient=False)
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total} students, {task.fields[exercises]} exercises graded; "
+                              "failures: {task.fields[failures]}"),
+                   TimeElapsedColumn(), TextColumn("left:"), TimeRemainingColumn()]
+        console = Console(stderr=True)
+        if not console.is_terminal:  # a log file: one wide final line rather than a cut one
+            console = Console(stderr=True, width=200)
+        self._bar = Progress(*columns, console=console, transient=False)
         self._bar.__enter__()
-        self._task = self._bar.add_task("reading submissions", total=students, failures=0)
+        self._task = self._bar.add_task("reading submissions", total=students, failures="none", exercises="0")
 
     def grading(self, up_to_date: int) -> None:
         self._bar.update(self._task, description=f"grading ({up_to_date} up to date)", advance=up_to_date)
 
     def settled(self, student: str, failed: bool) -> None:
-        self._failures += failed
-        self._bar.update(self._task, advance=1, failures=self._failures)
+        if failed:
+            self._failed.append(student)
+        self._bar.update(self._task, advance=1, failures=self._failures_text())
+
+    def exercises_graded(self, done: int, total: int) -> None:
+        self._bar.update(self._task, exercises=f"{done}/{total}")
+
+    def _failures_text(self) -> str:
+        """The failing students by name, the last three when there are more."""
+        if not self._failed:
+            return "none"
+        names = ", ".join(self._failed[-3:])
+        return f"{len(self._failed)} ({'..., ' if len(self._failed) > 3 else ''}{names})"
 
 
 def _print_class_summary(summary: RunSummary, gb_path: Path, course: Course, exercises: list[Exercise]) -> None:

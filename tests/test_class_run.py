@@ -546,3 +546,17 @@ def test_the_lock_file_is_removed_after_an_error(course_file, tmp_path, monkeypa
     assert main(["--course", str(course_file), "grade-all", str(klass), "--out", str(out),
                  "--only", "conv_output_size"]) == 3
     assert not (out / ".grade-all.lock").exists()
+
+
+def test_progress_names_failing_students_and_counts_exercises(course_file, tmp_path):
+    """Without a terminal, grade-all's progress still ends with students and exercises done and the failures by name."""
+    klass = tmp_path / "class"
+    reference_submission(klass / "alice")
+    reference_submission(klass / "eve", {"strides": ENDLESS})
+    cmd = [sys.executable, "-m", "grader", "--course", str(course_file), "grade-all", str(klass), "--out",
+           str(tmp_path / "out"), "--only", "conv_output_size,pad2d", "--workers", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert "2/2 students, 4/4 exercises graded" in err, err
+    assert "failures: 1 (eve)" in err, err

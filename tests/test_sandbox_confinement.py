@@ -198,11 +198,11 @@ def test_the_trusted_side_uses_only_the_wire_format_and_kernel_probes_of_the_run
 
 
 def test_the_whole_runtime_folder_and_nothing_else_is_copied_into_a_workspace(tmp_path):
-    from grader.sandbox.workspace import RUNTIME_PACKAGE, create_workspace
+    from grader.sandbox.workspace import RUNTIME_PACKAGE, create_worker_dir
 
     (tmp_path / "exercises").mkdir()
     (tmp_path / "exercises" / "conv.py").write_text("x = 1\n")
-    ws = create_workspace(tmp_path, "exercises")
+    ws = create_worker_dir(tmp_path, "exercises")
     try:
         copied = ws.runtime / RUNTIME_PACKAGE
         assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in RUNTIME_DIR.glob("*.py"))

@@ -88,6 +88,7 @@ class RunObserver(Protocol):
     def reading(self, students: int) -> None: ...
     def grading(self, up_to_date: int) -> None: ...
     def settled(self, student: str, failed: bool) -> None: ...
+    def exercises_graded(self, done: int, total: int) -> None: ...
 
 
 def grade_all(submissions_dir: Path, course: Course, options: GradeAllOptions = GradeAllOptions(),
@@ -123,8 +124,16 @@ def grade_all(submissions_dir: Path, course: Course, options: GradeAllOptions = 
                 threads = backend.threads()
                 for job in jobs:
                     job["threads"] = threads
+                total = sum(len(job["exercises"]) for job in jobs)
+                per_student = {job["student"]: len(job["exercises"]) for job in jobs}
+                done = 0
+                if observer:
+                    observer.exercises_graded(done, total)
                 for result in backend.results(jobs):
                     run.finish_job(result)
+                    done += per_student.get(result.get("student"), 0)
+                    if observer:
+                        observer.exercises_graded(done, total)
             run.fail_unfinished()  # waited on a result that never came
             status = "finished" if not summary.internal_errors else "finished with internal errors"
         finally:

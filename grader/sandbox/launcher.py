@@ -55,7 +55,7 @@ from ..sandbox_runtime.wire import Build
 
 __all__ = ["Build", "CallResult", "ErrorInfo", "SandboxLimits", "STATUSES", "Worker", "WorkerError", "choose_mode",
            "isolation_available"]
-from .workspace import RUNTIME_PACKAGE, Workspace, WorkspaceError, create_workspace
+from .workspace import RUNTIME_PACKAGE, WorkerDir, WorkerDirError, create_worker_dir
 
 STATUSES = ("ok", "error", "not_implemented", "memory", "timeout", "crashed", "forbidden", "protocol")
 _WORKER_STATUSES = frozenset({"ok", "error", "not_implemented", "memory"})
@@ -307,7 +307,7 @@ class _Namespace:
             self.pidfd = None
 
 
-def _finalize(proc: subprocess.Popen | None, pgid: int | None, ns: _Namespace, ws: Workspace | None) -> None:
+def _finalize(proc: subprocess.Popen | None, pgid: int | None, ns: _Namespace, ws: WorkerDir | None) -> None:
     """Kill everything a worker started and remove its workspace (also runs at interpreter exit)."""
     ns.kill()
     _killpg_quietly(pgid)
@@ -338,7 +338,7 @@ class Worker:
         self.mode: str | None = None
         self.applied: dict = {}
         self._proc: subprocess.Popen | None = None
-        self._ws: Workspace | None = None
+        self._ws: WorkerDir | None = None
         self._req_w = self._res_r = self._info_r = None
         self._ns = _Namespace()
         self._asm = wire.FrameAssembler(wire.WireLimits(max_body_bytes=limits.max_result_mb * 2**20))
@@ -399,8 +399,8 @@ class Worker:
             self._t0 = time.monotonic()
             self.mode = choose_mode(self._requested, self.limits.allow_unsandboxed)
             try:
-                self._ws = create_workspace(self.student_dir, self.package)
-            except (WorkspaceError, OSError) as e:
+                self._ws = create_worker_dir(self.student_dir, self.package)
+            except (WorkerDirError, OSError) as e:
                 raise WorkerError(str(e)) from None
             try:
                 self._spawn()

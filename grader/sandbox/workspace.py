@@ -31,12 +31,14 @@ MAX_FILES = 2000
 MAX_BYTES = 32 * 2**20
 
 
-class WorkspaceError(Exception):
+class WorkerDirError(Exception):
     """The student's directory cannot be laid out (missing, too large, bad package name)."""
 
 
 @dataclass
-class Workspace:
+class WorkerDir:
+    """One worker's private directory (not :class:`grader.submission.Workspace`, the submission as read)."""
+
     root: Path
     student: Path  # contains <package>/
     runtime: Path  # contains _grader_sandbox/
@@ -68,7 +70,7 @@ def _copy_tree(src: Path, dst: Path, recursive: bool) -> tuple[int, int]:
             files += 1
             size += st.st_size
             if files > MAX_FILES or size > MAX_BYTES:
-                raise WorkspaceError(f"the submission has more than {MAX_FILES} files or {MAX_BYTES} bytes of Python")
+                raise WorkerDirError(f"the submission has more than {MAX_FILES} files or {MAX_BYTES} bytes of Python")
             out = dst / rel / name
             out.parent.mkdir(parents=True, exist_ok=True)
             with open(s, "rb") as fi, open(out, "wb") as fo:
@@ -77,15 +79,15 @@ def _copy_tree(src: Path, dst: Path, recursive: bool) -> tuple[int, int]:
     return files, size
 
 
-def create_workspace(student_dir: Path, package: str) -> Workspace:
+def create_worker_dir(student_dir: Path, package: str) -> WorkerDir:
     """Lay out a fresh workspace for one worker."""
     if not package.isidentifier():
-        raise WorkspaceError(f"bad package name {package!r}")
+        raise WorkerDirError(f"bad package name {package!r}")
     student_dir = Path(student_dir)
     if not student_dir.is_dir():
-        raise WorkspaceError(f"student directory {student_dir} does not exist")
+        raise WorkerDirError(f"student directory {student_dir} does not exist")
     root = Path(tempfile.mkdtemp(prefix="grader-worker-"))
-    ws = Workspace(root=root, student=root / "student", runtime=root / "runtime", scratch=root / "scratch")
+    ws = WorkerDir(root=root, student=root / "student", runtime=root / "runtime", scratch=root / "scratch")
     try:
         pkg = ws.student / package
         pkg.mkdir(parents=True)

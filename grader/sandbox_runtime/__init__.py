@@ -1,7 +1,7 @@
 """The worker runtime: the only grader code that runs beside student code, copied whole into each sandbox.
 
 Every module of this folder (and only those) is copied into a worker's workspace as the package
-``_grader_sandbox`` (see :func:`grader.sandbox.workspace.create_workspace`) and runs there next to the
+``_grader_sandbox`` (see :func:`grader.sandbox.workspace.create_worker_dir`) and runs there next to the
 student's modules:
 
 * ``worker``    - the entry point: confines itself, then serves requests;

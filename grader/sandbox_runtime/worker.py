@@ -77,7 +77,7 @@ def _close_other_fds(keep: set[int]) -> None:
 MAX_REQUEST_BYTES = 4 * 2**30
 
 
-class Worker:
+class RequestLoop:
     """Serves requests from the grader on ``req_fd``/``res_fd`` according to ``cfg`` (the init frame)."""
 
     def __init__(self, cfg: dict, req_fd: int, res_fd: int):
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     init = wire.read_frame(req_fd)
     if init is None or init.kind != "init":
         os._exit(71)
-    worker = Worker(init.meta, req_fd, res_fd)
+    worker = RequestLoop(init.meta, req_fd, res_fd)
     try:
         worker.confine()
     except BaseException as e:  # noqa: BLE001
