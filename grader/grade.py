@@ -19,7 +19,8 @@ from .report import ExerciseResult, GradeReport, TestResult, total
 from .sandbox.launcher import SandboxLimits, Worker
 from .submission import Workspace, module_limits, prepare
 from .suites import suite_for
-from .suites.base import Fail, InternalError, NotImplementedYet, WorkerStopped, dtype_charged_in
+from .suites.compare import dtype_charged_in
+from .suites.outcomes import Fail, InternalError, NotImplementedYet, WorkerStopped
 from .suites.context import Context
 
 #: Worker statuses that end an exercise, and the exercise status they give.

@@ -11,7 +11,9 @@ from rich.console import Console
 from coursekit.course import load_course
 from grader.feedback import html_page, markdown, print_report
 from grader.report import ExerciseResult, GradeReport, TestResult, points, total
-from grader.suites.base import DTYPE_RULE, Fail, assert_array_matches, explain_empty, rule_dtype, student_frame
+from grader.suites.compare import DTYPE_RULE, assert_array_matches, rule_dtype
+from grader.suites.messages import explain_empty, student_frame
+from grader.suites.outcomes import Fail
 
 from grading_helpers import grade, reference_submission
 

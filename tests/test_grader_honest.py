@@ -9,7 +9,7 @@ import pytest
 from coursekit.course import load_course
 from grader.cli import main
 
-from grading_helpers import EXERCISES, SOLUTIONS, course_with_limits, grade, reference_submission
+from grading_helpers import EXERCISES, SOLUTIONS, grade, reference_submission
 
 COURSE = load_course()
 FAST = [e.id for e in COURSE.exercises if e.id != "mnist_accuracy"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from coursekit.mnist import load_mnist
 from grader.sandbox import launcher

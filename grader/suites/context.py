@@ -11,8 +11,9 @@ from coursekit.course import Course, Exercise
 from coursekit.numpy2_hints import with_numpy2_hint
 from grader.sandbox.launcher import Build
 
-from .base import (Fail, InternalError, NotImplementedYet, StudentRaised, WorkerStopped, assert_array_matches, describe,
-                   explain_empty)
+from .compare import assert_array_matches
+from .messages import describe, explain_empty
+from .outcomes import Fail, InternalError, NotImplementedYet, StudentRaised, WorkerStopped
 from .tolerances import REFERENCE_VS_ORACLE
 
 

@@ -6,25 +6,31 @@ one mistake costs one concept's points; 'combined' mixes everything.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from hypothesis import strategies as st
 
 from . import oracles
-from .base import Fail, StudentRaised, Suite
+from .base import Suite
+from .outcomes import Fail, StudentRaised
 from .cases import ConvCase, conv_cases, make_array
 from .diagnosis import compare, conv_helpers_blame, diagnose, property_check, with_diagnosis
+
+if TYPE_CHECKING:
+    from .context import Context
 
 suite = Suite("conv2d")
 
 
-def _args(ctx, case: ConvCase):
+def _args(ctx: Context, case: ConvCase):
     x, w, b = case.arrays()
     kwargs = {"stride": case.stride, "padding": case.padding}
     expected = ctx.expected("conv2d", oracles.conv2d, x, w, b, **kwargs)
     return x, w, b, kwargs, expected
 
 
-def run_case(ctx, case: ConvCase, diagnosed: bool = True, mutation: bool = False) -> None:
+def run_case(ctx: Context, case: ConvCase, diagnosed: bool = True, mutation: bool = False) -> None:
     x, w, b, kwargs, expected = _args(ctx, case)
     args = (x, w) if b is None else (x, w, b)
     sent = (ctx.noncontiguous(x) if case.noncontiguous else x,) + args[1:]
@@ -55,7 +61,7 @@ def one_feature_cases(**fixed) -> st.SearchStrategy[ConvCase]:
 
 # -- shape ------------------------------------------------------------------------------------
 @suite.check("output shape (N, F, H - kh + 1, W - kw + 1)", weight=1, concept="shape")
-def shapes(ctx) -> None:
+def shapes(ctx: Context) -> None:
     for c in (case(n=2, h=28, w=28, f=32, seed=1), case(n=2, c=3, h=6, w=7, f=4, kh=2, kw=3, seed=2)):
         x, w, b, kwargs, expected = _args(ctx, c)
         try:
@@ -72,85 +78,85 @@ def shapes(ctx) -> None:
 
 # -- values: one channel, no bias, stride 1, no padding ----------------------------------------
 @suite.check("values: the seed's first layer, 1 -> 32 channels, 3x3, 28x28 -> 26x26", weight=1, concept="values")
-def seed_layer(ctx) -> None:
+def seed_layer(ctx: Context) -> None:
     run_case(ctx, case(n=2, h=28, w=28, f=32, seed=1))
     run_case(ctx, case(h=5, w=6, kh=2, kw=3, seed=3))
 
 
 @property_check(suite, "values: random sizes, one channel, no bias, stride 1, no padding", one_feature_cases(),
                 concept="values", weight=2, max_examples=30)
-def random_values(ctx, c: ConvCase, diagnosed: bool) -> None:
+def random_values(ctx: Context, c: ConvCase, diagnosed: bool) -> None:
     run_case(ctx, c, diagnosed)
 
 
 # -- channels ----------------------------------------------------------------------------------
 @suite.check("channels: several input channels are summed", weight=2, concept="channels")
-def channels(ctx) -> None:
+def channels(ctx: Context) -> None:
     run_case(ctx, case(n=2, c=3, h=6, w=6, f=4, seed=4))
     run_case(ctx, case(c=2, h=4, w=4, f=2, kh=2, kw=2, seed=5))
 
 
 @property_check(suite, "channels: random channel counts", one_feature_cases(c=st.integers(2, 4)),
                 concept="channels", weight=1, max_examples=25)
-def random_channels(ctx, c: ConvCase, diagnosed: bool) -> None:
+def random_channels(ctx: Context, c: ConvCase, diagnosed: bool) -> None:
     run_case(ctx, c, diagnosed)
 
 
 # -- bias --------------------------------------------------------------------------------------
 @suite.check("bias: one value added per output channel", weight=1, concept="bias")
-def bias(ctx) -> None:
+def bias(ctx: Context) -> None:
     run_case(ctx, case(f=3, bias=True, seed=6))
     run_case(ctx, case(n=2, h=28, w=28, f=32, bias=True, seed=7))
 
 
 # -- stride ------------------------------------------------------------------------------------
 @suite.check("stride: one int for both axes", weight=1, concept="stride")
-def stride_int(ctx) -> None:
+def stride_int(ctx: Context) -> None:
     run_case(ctx, case(h=7, w=7, stride=2, seed=8))
     run_case(ctx, case(h=8, w=8, kh=2, kw=2, stride=3, seed=9))
 
 
 @suite.check("stride: (sh, sw), a different stride per axis", weight=1, concept="stride")
-def stride_per_axis(ctx) -> None:
+def stride_per_axis(ctx: Context) -> None:
     run_case(ctx, case(h=8, w=9, stride=(2, 3), seed=10))
     run_case(ctx, case(h=9, w=6, kh=2, kw=2, stride=(3, 2), seed=11))
 
 
 # -- padding -----------------------------------------------------------------------------------
 @suite.check("padding: an int, (ph, pw) and 'valid'", weight=1, concept="padding")
-def paddings(ctx) -> None:
+def paddings(ctx: Context) -> None:
     run_case(ctx, case(padding=1, seed=12))
     run_case(ctx, case(h=4, w=6, padding=(2, 1), seed=13))
     run_case(ctx, case(padding="valid", seed=14))
 
 
 @suite.check("padding: 'same', stride 1 (odd and even kernels)", weight=1, concept="padding")
-def same(ctx) -> None:
+def same(ctx: Context) -> None:
     run_case(ctx, case(h=6, w=6, padding="same", seed=15))
     run_case(ctx, case(h=6, w=5, kh=4, kw=2, padding="same", seed=16))
 
 
 @suite.check("padding: 'same' with stride 2 pads as Keras (extra pixel bottom/right)", weight=1, concept="padding")
-def same_strided(ctx) -> None:
+def same_strided(ctx: Context) -> None:
     run_case(ctx, case(h=6, w=6, stride=2, padding="same", seed=17))
     run_case(ctx, case(h=5, w=8, kh=2, kw=4, stride=(2, 3), padding="same", seed=18))
 
 
 # -- dtypes and memory layouts -----------------------------------------------------------------
 @suite.check("dtypes: uint8 and int64 images give float output, without overflow", weight=1, concept="dtypes")
-def integer_input(ctx) -> None:
+def integer_input(ctx: Context) -> None:
     run_case(ctx, case(h=6, w=6, dtype="uint8", seed=19))
     run_case(ctx, case(h=5, w=5, dtype="int64", seed=20))
 
 
 @suite.check("dtypes: non-contiguous input (a sliced view)", weight=1, concept="dtypes")
-def noncontiguous(ctx) -> None:
+def noncontiguous(ctx: Context) -> None:
     run_case(ctx, case(n=2, h=6, w=6, f=2, seed=21, noncontiguous=True))
 
 
 # -- inputs untouched --------------------------------------------------------------------------
 @suite.check("the input arrays are not modified", weight=1, concept="no_mutation")
-def no_mutation(ctx) -> None:
+def no_mutation(ctx: Context) -> None:
     for c in (case(n=2, c=2, h=6, w=6, f=2, bias=True, seed=22), case(h=5, w=5, padding=1, dtype="uint8", seed=23),
               case(h=6, w=6, padding="same", stride=2, seed=24)):
         run_case(ctx, c, mutation=True)
@@ -159,12 +165,12 @@ def no_mutation(ctx) -> None:
 # -- everything at once ------------------------------------------------------------------------
 @property_check(suite, "combined: random shapes, channels, bias, strides, paddings and dtypes match torch", conv_cases(),
                 concept="combined", weight=1, max_examples=50)
-def random_cases(ctx, c: ConvCase, diagnosed: bool) -> None:
+def random_cases(ctx: Context, c: ConvCase, diagnosed: bool) -> None:
     run_case(ctx, c, diagnosed)
 
 
 @suite.check("errors: impossible input raises ValueError", weight=1, concept="errors")
-def errors(ctx) -> None:
+def errors(ctx: Context) -> None:
     x = make_array((1, 2, 5, 5), "float64", 16)
     ctx.expect_value_error("conv2d", x, make_array((1, 3, 3, 3), "float64", 17), why="2 input channels but a kernel for 3")
     ctx.expect_value_error("conv2d", x, make_array((1, 2, 6, 6), "float64", 18), why="a 6x6 kernel on a 5x5 input")

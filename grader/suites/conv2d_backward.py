@@ -4,15 +4,20 @@ dx and dw are graded in the values, stride and padding concepts; db (the sum of 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import oracles
 from .base import Suite
 from .cases import ConvCase, conv_cases, make_array
 from .diagnosis import compare, conv_helpers_blame, property_check
 
+if TYPE_CHECKING:
+    from .context import Context
+
 suite = Suite("conv2d_backward")
 
 
-def run_case(ctx, case: ConvCase, items=None, diagnosed: bool = True, mutation: bool = False) -> None:
+def run_case(ctx: Context, case: ConvCase, items=None, diagnosed: bool = True, mutation: bool = False) -> None:
     x, w, _ = case.arrays()
     out_shape = oracles.conv2d(x, w, None, case.stride, case.padding).shape
     dout = make_array(out_shape, "float64", case.seed + 3)
@@ -30,33 +35,33 @@ def case(**kw) -> ConvCase:
 
 
 @suite.check("values: dx and dw, stride 1, no padding, several channels", weight=1, concept="values")
-def plain(ctx) -> None:
+def plain(ctx: Context) -> None:
     run_case(ctx, case(n=2, c=2, f=3, h=6, w=5, seed=1), items=(0, 1))
 
 
 @suite.check("db: the sum of dout over N, H and W", weight=1, concept="db")
-def bias_gradient(ctx) -> None:
+def bias_gradient(ctx: Context) -> None:
     run_case(ctx, case(n=2, c=2, f=3, h=6, w=5, seed=4), items=(2,))
 
 
 @suite.check("stride: dx and dw with strides (sh, sw)", weight=1, concept="stride")
-def strided(ctx) -> None:
+def strided(ctx: Context) -> None:
     run_case(ctx, case(h=7, w=7, stride=2, seed=2), items=(0, 1))
     run_case(ctx, case(h=7, w=8, stride=(2, 3), seed=5), items=(0, 1))
 
 
 @suite.check("padding: dx and dw with padding (the gradient of the padded border is dropped)", weight=1, concept="padding")
-def padded(ctx) -> None:
+def padded(ctx: Context) -> None:
     run_case(ctx, case(h=6, w=6, padding=1, seed=6), items=(0, 1))
     run_case(ctx, case(h=6, w=8, stride=(2, 3), padding="same", seed=3), items=(0, 1))
 
 
 @suite.check("the inputs are not modified", weight=1, concept="no_mutation")
-def no_mutation(ctx) -> None:
+def no_mutation(ctx: Context) -> None:
     run_case(ctx, case(n=2, c=2, f=2, h=6, w=6, padding=1, seed=7), mutation=True)
 
 
 @property_check(suite, "combined: random cases match torch autograd", conv_cases(dtypes=("float64",)), concept="combined",
                 weight=1, max_examples=40)
-def random_cases(ctx, c: ConvCase, diagnosed: bool) -> None:
+def random_cases(ctx: Context, c: ConvCase, diagnosed: bool) -> None:
     run_case(ctx, c, diagnosed=diagnosed)

@@ -1,10 +1,16 @@
 """Hidden checks for ``strides.conv_output_size``, by concept."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hypothesis import strategies as st
 
-from .base import Fail, StudentRaised, Suite
+from .base import Suite
+from .outcomes import Fail, StudentRaised
 from .diagnosis import diagnose, property_check, with_diagnosis
+
+if TYPE_CHECKING:
+    from .context import Context
 
 suite = Suite("conv_output_size")
 
@@ -13,7 +19,7 @@ def formula(n: int, k: int, s: int, p: int) -> int:
     return (n + 2 * p - k) // s + 1
 
 
-def expect_size(ctx, n: int, k: int, s: int, p: int, diagnosed: bool = True) -> None:
+def expect_size(ctx: Context, n: int, k: int, s: int, p: int, diagnosed: bool = True) -> None:
     expected = formula(n, k, s, p)
     call = f"conv_output_size({n}, {k}, stride={s}, padding={p})"
     try:
@@ -28,19 +34,19 @@ def expect_size(ctx, n: int, k: int, s: int, p: int, diagnosed: bool = True) -> 
 
 
 @suite.check("the seed's sizes: 28 -> 26, 13 -> 11, 5 -> 3 (stride 1, no padding)", weight=1, concept="no_stride_padding")
-def seed_sizes(ctx) -> None:
+def seed_sizes(ctx: Context) -> None:
     for n in (28, 13, 5):
         expect_size(ctx, n, 3, 1, 0)
 
 
 @suite.check("stride (no padding)", weight=1, concept="stride")
-def stride(ctx) -> None:
+def stride(ctx: Context) -> None:
     for n, k, s in [(28, 3, 2), (6, 2, 2), (4, 1, 3), (26, 2, 2), (11, 2, 2)]:
         expect_size(ctx, n, k, s, 0)
 
 
 @suite.check("padding (stride 1)", weight=1, concept="padding")
-def padding(ctx) -> None:
+def padding(ctx: Context) -> None:
     for n, k, p in [(28, 3, 1), (5, 5, 2), (1, 3, 1)]:
         expect_size(ctx, n, k, 1, p)
 
@@ -48,12 +54,12 @@ def padding(ctx) -> None:
 @property_check(suite, "combined: random sizes match (n + 2p - k) // s + 1",
                 st.tuples(st.integers(1, 64), st.integers(1, 9), st.integers(1, 5), st.integers(0, 4))
                 .filter(lambda t: t[0] + 2 * t[3] >= t[1]), concept="combined", weight=1)
-def random_sizes(ctx, case, diagnosed: bool) -> None:
+def random_sizes(ctx: Context, case, diagnosed: bool) -> None:
     expect_size(ctx, *case, diagnosed=diagnosed)
 
 
 @suite.check("errors: impossible sizes raise ValueError", weight=1, concept="errors")
-def impossible(ctx) -> None:
+def impossible(ctx: Context) -> None:
     for n, k, s, p, why in [(2, 3, 1, 0, "kernel larger than the input"), (5, 3, 0, 0, "stride 0"),
                             (5, 3, -1, 0, "negative stride"), (1, 4, 1, 1, "kernel larger than the padded input")]:
         try:

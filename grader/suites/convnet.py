@@ -5,11 +5,17 @@ shapes) and only that description is checked here.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .base import Fail, StudentRaised, Suite
+from .base import Suite
+from .outcomes import Fail, StudentRaised
 from .cases import make_array
 from .diagnosis import SEED_LAYER_TYPES, diagnose, with_diagnosis
+
+if TYPE_CHECKING:
+    from .context import Context
 
 suite = Suite("convnet")
 
@@ -19,7 +25,7 @@ SEED_CONV_OUTPUTS = [(2, 32, 26, 26), (2, 64, 11, 11), (2, 64, 3, 3)]
 NO_POOL_PARAMS = 55_744
 
 
-def describe(ctx, builder: str) -> dict:
+def describe(ctx: Context, builder: str) -> dict:
     try:
         return ctx.describe_model(builder, (2, 1, 28, 28))
     except StudentRaised as exc:
@@ -28,7 +34,7 @@ def describe(ctx, builder: str) -> dict:
 
 @suite.check("build_convnet: five trainable layers with 320, 18,496, 36,928, 36,928 and 650 parameters", weight=1,
              concept="parameters")
-def seed_parameters(ctx) -> None:
+def seed_parameters(ctx: Context) -> None:
     d = describe(ctx, "build_convnet")
     layers = [(l["type"], l["params"]) for l in d["layers"] if l["params"] > 0]
     if layers != SEED_PARAMS:
@@ -41,20 +47,20 @@ def seed_parameters(ctx) -> None:
         raise Fail(f"the model has {d['trainable_params']:,} trainable parameters, expected 93,322")
 
 
-def _types_failure(ctx, message: str, types: list) -> Fail:
+def _types_failure(ctx: Context, message: str, types: list) -> Fail:
     """``message`` plus the catalogue's mistakes confirmed on the model's layer types."""
     return with_diagnosis(Fail(message), diagnose(ctx, "convnet", (), {}, list(types), list(SEED_LAYER_TYPES)))
 
 
 @suite.check("build_convnet: two 2x2 max-pooling layers", weight=1, concept="pooling")
-def pooling(ctx) -> None:
+def pooling(ctx: Context) -> None:
     types = [l["type"] for l in describe(ctx, "build_convnet")["layers"]]
     if types.count("MaxPool2d") != 2:
         raise Fail(f"expected 2 MaxPool2d layers, found {types.count('MaxPool2d')} (layers: {types})")
 
 
 @suite.check("build_convnet: a ReLU after each conv layer and after the first Dense layer", weight=1, concept="activations")
-def activations(ctx) -> None:
+def activations(ctx: Context) -> None:
     types = [l["type"] for l in describe(ctx, "build_convnet")["layers"]]
     if types.count("ReLU") < 4:
         raise _types_failure(ctx, f"build_convnet: expected a ReLU after each conv layer and after the first Dense layer (4 in "
@@ -62,7 +68,7 @@ def activations(ctx) -> None:
 
 
 @suite.check("build_convnet: returns logits (no softmax: CrossEntropyLoss applies it)", weight=1, concept="logits")
-def logits(ctx) -> None:
+def logits(ctx: Context) -> None:
     types = [l["type"] for l in describe(ctx, "build_convnet")["layers"]]
     if "Softmax" in types or "LogSoftmax" in types:
         raise _types_failure(ctx, "build_convnet: the model ends in a softmax: return logits, CrossEntropyLoss applies the "
@@ -70,7 +76,7 @@ def logits(ctx) -> None:
 
 
 @suite.check("build_convnet: feature maps 26x26x32 -> 11x11x64 -> 3x3x64, logits (N, 10)", weight=1, concept="shapes")
-def seed_shapes(ctx) -> None:
+def seed_shapes(ctx: Context) -> None:
     d = describe(ctx, "build_convnet")
     convs = [tuple(l["output_shape"]) for l in d["layers"] if l["type"] == "Conv2d"]
     if convs != SEED_CONV_OUTPUTS:
@@ -80,7 +86,7 @@ def seed_shapes(ctx) -> None:
 
 
 @suite.check("build_convnet_no_maxpool: (N, 64, 22, 22) and 55,744 parameters", weight=1, concept="no_maxpool")
-def no_maxpool(ctx) -> None:
+def no_maxpool(ctx: Context) -> None:
     d = describe(ctx, "build_convnet_no_maxpool")
     if tuple(d["output_shape"]) != (2, 64, 22, 22):
         raise Fail(f"output shape {tuple(d['output_shape'])}, expected (2, 64, 22, 22): three 3x3 convs take 28 to 26, 24, 22")
@@ -89,7 +95,7 @@ def no_maxpool(ctx) -> None:
 
 
 @suite.check("count_parameters and summary report 93,322", weight=1, concept="counting")
-def count_and_summary(ctx) -> None:
+def count_and_summary(ctx: Context) -> None:
     model = ctx.build("build_convnet")
     try:
         n = ctx.student("count_parameters", model)
@@ -109,7 +115,7 @@ def count_and_summary(ctx) -> None:
 
 
 @suite.check("preprocess: uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], int64 labels", weight=1, concept="preprocess")
-def preprocess(ctx) -> None:
+def preprocess(ctx: Context) -> None:
     images = make_array((5, 28, 28), "uint8", 1)
     labels = np.array([3, 0, 9, 1, 7], dtype=np.uint8)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from types import SimpleNamespace
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TYPE_CHECKING
 
 import numpy as np
 from hypothesis import strategies as st
@@ -18,9 +18,15 @@ from hypothesis import strategies as st
 from coursekit import mistakes as catalogue
 from coursekit.course import Course
 
-from .base import Check, Fail, StudentRaised, Suite, assert_array_matches, describe, search_property
+from .base import Check, Suite, search_property
+from .compare import assert_array_matches
+from .messages import describe
+from .outcomes import Fail, StudentRaised
 from .cases import pair
 from .tolerances import FLOAT32
+
+if TYPE_CHECKING:
+    from .context import Context
 
 #: The seed model's layer types, what the convnet suite compares a description with.
 SEED_LAYER_TYPES = ("Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "Flatten",
@@ -41,7 +47,7 @@ def _same(a: Any, b: Any) -> bool:
     return catalogue.same(a, b, *FLOAT32)
 
 
-def diagnose(ctx, exercise: str, args: tuple, kwargs: dict, got: Any, expected: Any) -> list[str]:
+def diagnose(ctx: Context, exercise: str, args: tuple, kwargs: dict, got: Any, expected: Any) -> list[str]:
     """Ids of the mistakes confirmed on this call (never raises: a diagnosis is a bonus)."""
     try:
         found = catalogue.diagnose(exercise, reference_namespace(ctx.course), args, kwargs, got, expected, same=_same)
@@ -66,7 +72,7 @@ def with_diagnosis(failure: Fail, ids: list[str], blame: list[tuple[str, str]] =
                 mistakes=list(failure.mistakes) + [i for i, _ in blame] + ids)
 
 
-def compare(ctx, exercise: str, args: tuple, kwargs: dict, expected: Any, *, what: str, inputs: str,
+def compare(ctx: Context, exercise: str, args: tuple, kwargs: dict, expected: Any, *, what: str, inputs: str,
             sent: Optional[tuple] = None, items: Optional[tuple[int, ...]] = None, mutation: bool = False,
             diagnosed: bool = True, blame: Optional[Callable[[Any], list[tuple[str, str]]]] = None) -> None:
     """Call the student's ``exercise`` function with ``sent`` (default ``args``) and compare with ``expected``.
@@ -108,7 +114,7 @@ def compare(ctx, exercise: str, args: tuple, kwargs: dict, expected: Any, *, wha
         raise with_diagnosis(failure, ids, blamed) from None
 
 
-def _answer_earns_credit(ctx, exercise: str, args: tuple, kwargs: dict, got: Any, expected: Any,
+def _answer_earns_credit(ctx: Context, exercise: str, args: tuple, kwargs: dict, got: Any, expected: Any,
                          items: Optional[tuple[int, ...]]) -> bool:
     """Right, or wrong only by a confirmed classic mistake: an answer that is more than garbage of the right shape."""
     try:
@@ -143,10 +149,10 @@ def property_check(suite: Suite, name: str, strategy: st.SearchStrategy, *, conc
     without diagnosing (fast); the smallest failing case is then run once more with the diagnosis."""
 
     def deco(fn: Callable[[Any, Any, bool], None]):
-        def run(ctx) -> None:
+        def run(ctx: Context) -> None:
             last: list[Any] = []
 
-            def quiet(ctx, case) -> None:
+            def quiet(ctx: Context, case) -> None:
                 last[:] = [case]
                 fn(ctx, case, False)
 
@@ -171,7 +177,7 @@ def property_check(suite: Suite, name: str, strategy: st.SearchStrategy, *, conc
 # ---------------------------------------------------------------------------------------------
 # Blame: the student's own helpers on the sub-case
 # ---------------------------------------------------------------------------------------------
-def helper(ctx, exercise_id: str, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+def helper(ctx: Context, exercise_id: str, *args: Any, **kwargs: Any) -> tuple[str, Any]:
     """(status, value) of the student's ``exercise_id`` function on these arguments (status "ok", "error", ...)."""
     ex = ctx.course.exercise(exercise_id)
     r = ctx.worker.call(ex.module, ex.functions[0], args=list(args), kwargs=dict(kwargs))
@@ -182,7 +188,7 @@ def _call_text(function: str, args: tuple) -> str:
     return f"{function}({', '.join(repr(a) if not isinstance(a, np.ndarray) else f'x of shape {a.shape}' for a in args)})"
 
 
-def conv_helpers_blame(ctx, x: np.ndarray, w: np.ndarray, stride: Any, padding: Any) -> list[tuple[str, str]]:
+def conv_helpers_blame(ctx: Context, x: np.ndarray, w: np.ndarray, stride: Any, padding: Any) -> list[tuple[str, str]]:
     """The student's pad2d / same_padding / conv_output_size (those in ``depends_on``) on this conv case.
 
     Each one that gives a wrong answer, or raises, here is named: (mistake id, message).

@@ -13,12 +13,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 
 import numpy as np
 
-from .base import Fail, StudentRaised, Suite
+from .base import Suite
+from .outcomes import Fail, StudentRaised
 from .tolerances import MNIST_PROBE_LOGITS
+
+if TYPE_CHECKING:
+    from .context import Context
 
 suite = Suite("mnist_accuracy")
 
@@ -226,7 +230,7 @@ def accuracy_of(model: Any, images: np.ndarray, labels: np.ndarray, batch_size: 
 
 
 @suite.check("test accuracy of your trained convnet (full marks from course.yml's full_marks_at)", weight=1)
-def accuracy(ctx) -> float:
+def accuracy(ctx: Context) -> float:
     import torch
 
     from coursekit.mnist import load_mnist

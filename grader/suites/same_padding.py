@@ -1,16 +1,22 @@
 """Hidden checks for ``padding.same_padding`` (Keras/TensorFlow 'same'), by concept."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hypothesis import strategies as st
 
-from .base import Fail, StudentRaised, Suite
+from .base import Suite
+from .outcomes import Fail, StudentRaised
 from .diagnosis import diagnose, property_check, with_diagnosis
 from .oracles import _keras_same
+
+if TYPE_CHECKING:
+    from .context import Context
 
 suite = Suite("same_padding")
 
 
-def expect(ctx, n: int, k: int, s: int, diagnosed: bool = True) -> None:
+def expect(ctx: Context, n: int, k: int, s: int, diagnosed: bool = True) -> None:
     want = _keras_same(n, k, s)
     try:
         got = ctx.student("same_padding", n, k, stride=s)
@@ -24,18 +30,18 @@ def expect(ctx, n: int, k: int, s: int, diagnosed: bool = True) -> None:
 
 
 @suite.check("stride 1: odd and even kernels", weight=1, concept="stride_one")
-def stride_one(ctx) -> None:
+def stride_one(ctx: Context) -> None:
     for n, k in [(28, 3), (28, 5), (5, 4), (6, 2), (1, 1)]:
         expect(ctx, n, k, 1)
 
 
 @suite.check("stride 2 and 3, as Keras pads them", weight=1, concept="stride")
-def strided(ctx) -> None:
+def strided(ctx: Context) -> None:
     for n, k, s in [(28, 3, 2), (27, 3, 2), (7, 3, 3), (5, 1, 2), (4, 4, 2), (9, 2, 3)]:
         expect(ctx, n, k, s)
 
 
 @property_check(suite, "combined: random sizes", st.tuples(st.integers(1, 40), st.integers(1, 7), st.integers(1, 4)),
                 concept="combined", weight=1)
-def random_sizes(ctx, case, diagnosed: bool) -> None:
+def random_sizes(ctx: Context, case, diagnosed: bool) -> None:
     expect(ctx, *case, diagnosed=diagnosed)

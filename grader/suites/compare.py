@@ -1,0 +1,105 @@
+"""Comparing the student's value with the expected one: type, dtype (one rule), shape, values."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+
+import numpy as np
+
+from .messages import is_tensor, describe, type_name
+from .outcomes import Fail
+from .tolerances import tolerance_for
+
+if TYPE_CHECKING:
+    from .base import Check
+
+#: The docstrings' dtype rule, stated once (every reference follows it; the comparison enforces it).
+DTYPE_RULE = "float32 when every input is float32, float64 otherwise (integer inputs included)"
+
+#: The concept (course.yml) whose checks charge the output dtype; other checks compare values only, so
+#: that one dtype mistake costs that concept alone. An exercise without it charges the dtype everywhere.
+DTYPE_CONCEPT = "dtypes"
+_charge_dtype: ContextVar[bool] = ContextVar("charge_dtype", default=True)
+
+
+@contextmanager
+def dtype_charged_in(exercise: Any, check: "Check") -> Iterator[None]:
+    """While ``check`` runs: do comparisons charge a wrong output dtype (see :data:`DTYPE_CONCEPT`)?"""
+    concepts = getattr(exercise, "concepts", None) or {}
+    token = _charge_dtype.set(DTYPE_CONCEPT not in concepts or check.concept == DTYPE_CONCEPT)
+    try:
+        yield
+    finally:
+        _charge_dtype.reset(token)
+
+
+def rule_dtype(*inputs: Any) -> np.dtype:
+    """The output dtype the docstrings promise for these input arrays: see :data:`DTYPE_RULE`."""
+    arrays = [np.asarray(a) for a in inputs if a is not None]
+    return np.dtype(np.float32) if arrays and np.result_type(*arrays) == np.float32 else np.dtype(np.float64)
+
+
+HintFn = Callable[[np.ndarray, np.ndarray], Optional[str]]
+
+
+def _safe_hint(hint: Optional[HintFn], got: np.ndarray, expected: np.ndarray) -> str:
+    """The suite's hint as ``". hint"``, or "" (also when the hint itself cannot cope with ``got``)."""
+    if hint is None:
+        return ""
+    try:
+        extra = hint(got, expected)
+    except Exception:  # noqa: BLE001  a hint is a guess; a strange answer just gets none
+        return ""
+    return f". {extra}" if extra else ""
+
+
+def assert_array_matches(got: Any, expected: Any, *, what: str, inputs: str = "", hint: Optional[HintFn] = None,
+                         check_dtype: Optional[bool] = None) -> None:
+    """Type, shape, values and dtype of ``got`` against ``expected``; raises :class:`Fail`, never anything else.
+
+    Order: a plain numpy array of real numbers, the shape, the values (in float64, with the tolerance
+    of the less precise of the two float dtypes), then the exact float dtype of :data:`DTYPE_RULE`
+    (the reference's dtype is the rule) when ``check_dtype`` is true; None: as the grader set it for
+    the running check (:func:`dtype_charged_in`). The diagnosis comes first; the case (``inputs``) on
+    its own line.
+    """
+    if check_dtype is None:
+        check_dtype = _charge_dtype.get()
+    expected = np.asarray(expected)
+    case = f"\ncase: {inputs}" if inputs else ""
+
+    def fail(diagnosis: str, *, arrays: bool = False) -> Fail:
+        shown = f"\nexpected {describe(expected)}\ngot {describe(got)}" if arrays else ""
+        return Fail(f"{what}: {diagnosis}{case}{shown}", expected=expected, got=got, inputs=inputs)
+
+    if type(got) is not np.ndarray:
+        if is_tensor(got):
+            raise fail("expected a numpy array, got a torch tensor (convert it with .detach().numpy())")
+        if isinstance(got, np.ndarray):
+            raise fail(f"expected a plain numpy array, got {type_name(got)}")
+        raise fail(f"expected a numpy array, got {type_name(got)}: {describe(got)[:200]}")
+    if got.dtype.kind not in "biuf":
+        raise fail(f"output dtype is {got.dtype}, expected real numbers ({expected.dtype})")
+    if got.shape != expected.shape:
+        raise fail(f"wrong output shape {got.shape}, expected {expected.shape}" + _safe_hint(hint, got, expected))
+    if got.size:
+        with np.errstate(all="ignore"):
+            g = got.astype(np.float64)
+            e = expected.astype(np.float64)
+            if np.isnan(g).any() and not np.isnan(e).any():
+                first = tuple(int(i) for i in np.argwhere(np.isnan(g))[0])
+                raise fail(f"output contains NaN (first at index {first})", arrays=True)
+            lower = got.dtype.kind == "f" and got.dtype.itemsize < expected.dtype.itemsize
+            rtol, atol = tolerance_for(np.float32 if lower else expected.dtype, scale=float(np.max(np.abs(e), initial=0.0)))
+            close = np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+        if not close.all():
+            bad = np.argwhere(~close)
+            first = tuple(int(i) for i in bad[0])
+            truncates = (f". Your output is {got.dtype}: integer arithmetic truncates or overflows; compute in floating point"
+                         if expected.dtype.kind == "f" and got.dtype.kind in "biu" else "")
+            raise fail(f"{len(bad)} of {got.size} values differ; first at index {first}: got {g[first]:.6g}, expected "
+                       f"{e[first]:.6g}" + _safe_hint(hint, got, expected) + truncates, arrays=True)
+    if check_dtype and expected.dtype.kind == "f" and got.dtype != expected.dtype:
+        raise fail(f"the values are right but the output dtype is {got.dtype}, expected {expected.dtype}: "
+                   f"the rule is {DTYPE_RULE}")
