@@ -23,12 +23,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..submission import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS
+
 #: The worker runtime, copied whole into each sandbox (its modules only: never launcher code, never suites).
 RUNTIME_SOURCE = Path(__file__).resolve().parent.parent / "sandbox_runtime"
 RUNTIME_PACKAGE = "_grader_sandbox"
 
-MAX_FILES = 2000
-MAX_BYTES = 32 * 2**20
+#: The same caps as a submission's (grader.submission): one set of limits on what a student hands in.
+MAX_FILES = MAX_ARCHIVE_MEMBERS
+MAX_BYTES = MAX_ARCHIVE_BYTES
 
 
 class WorkerDirError(Exception):
@@ -70,7 +73,7 @@ def _copy_tree(src: Path, dst: Path, recursive: bool) -> tuple[int, int]:
             files += 1
             size += st.st_size
             if files > MAX_FILES or size > MAX_BYTES:
-                raise WorkerDirError(f"the submission has more than {MAX_FILES} files or {MAX_BYTES} bytes of Python")
+                raise WorkerDirError(f"the submission has more than {MAX_FILES} files or {MAX_BYTES / 1e6:.0f} MB of Python")
             out = dst / rel / name
             out.parent.mkdir(parents=True, exist_ok=True)
             with open(s, "rb") as fi, open(out, "wb") as fo:
