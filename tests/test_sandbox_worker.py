@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.sandbox import launcher
+from grader.sandbox import isolation, launcher
 from grader.sandbox.launcher import Build, SandboxLimits, Worker, WorkerError
 
 MODES = [m for m in ("bwrap", "landlock") if launcher.isolation_available(m)]
@@ -129,11 +129,11 @@ def test_isolation_choice_and_refusal(tmp_path, monkeypatch):
         assert w.isolation == "none (--allow-unsandboxed)"
         assert w.call("echo", "echo", [1]).value == [[1], {}]
     monkeypatch.setenv("GRADER_ISOLATION", "auto")
-    monkeypatch.setattr(launcher, "_bwrap_problem", lambda: "no user namespaces")
+    monkeypatch.setattr(isolation, "_bwrap_problem", lambda: "no user namespaces")
     if launcher.landlock.abi_version() >= 1:
         assert launcher.choose_mode() == "landlock"
         assert launcher.isolation_available() == "landlock+seccomp+rlimits"
-    monkeypatch.setattr(launcher, "_landlock_problem", lambda: "no Landlock")
+    monkeypatch.setattr(isolation, "_landlock_problem", lambda: "no Landlock")
     with pytest.raises(WorkerError, match="no user namespaces; no Landlock"):
         launcher.choose_mode()
     assert launcher.isolation_available() is None
@@ -147,7 +147,7 @@ def test_the_fallback_really_runs_under_landlock(tmp_path, monkeypatch):
         pytest.skip("Landlock not available")
     sub = write(tmp_path, {"probe.py": "import os\ndef ls(p):\n    try:\n        return os.listdir(p)\n"
                                        "    except OSError as e:\n        return type(e).__name__\n"})
-    monkeypatch.setattr(launcher, "_bwrap_problem", lambda: "no user namespaces")
+    monkeypatch.setattr(isolation, "_bwrap_problem", lambda: "no user namespaces")
     with Worker(sub, limits=LIMITS) as w:
         assert w.mode == "landlock" and w.applied["landlock"] >= 1 and w.applied.get("caps_dropped")
         assert w.call("probe", "ls", ["/"]).value == "PermissionError"

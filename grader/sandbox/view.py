@@ -7,10 +7,12 @@ installation (a virtual environment's base interpreter included), the user site,
 that ``.pth`` files or ``PYTHONPATH`` put on ``sys.path`` - and only the files of allowed packages
 (and of the distributions they require) are shown again, minus the files of forbidden subpackages
 (``scipy/signal`` when ``scipy.signal`` is forbidden). A package that is not allowed is absent, not
-merely refused. :func:`visible_packages` is the one rule for which packages those are.
+merely refused. :func:`visible_packages` is the one rule for which packages those are;
+:func:`linked_view` builds the private site directory of links that Landlock and unsandboxed workers use.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata as md
 import os
 import re
@@ -19,6 +21,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 #: System trees a worker sees read-only (shared libraries, the dynamic loader); their site dirs are masked.
 SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -269,3 +272,32 @@ def _with_real_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
 def hidden_within(entry: str, hidden: tuple[str, ...] | list[str]) -> list[str]:
     """The ``hidden`` paths at or below ``entry``."""
     return [h for h in hidden if _under(h, [entry])]
+
+
+def _link_except(entry: str, link: Path, hidden: list[str]) -> None:
+    """``link`` -> ``entry``; a directory holding ``hidden`` paths becomes a real directory of links
+    to its other entries (recursively), so that the hidden ones are not even listed."""
+    inside = hidden_within(entry, hidden)
+    if entry in inside or os.path.lexists(link):
+        return
+    if not inside or not os.path.isdir(entry):
+        os.symlink(entry, link)
+        return
+    link.mkdir()
+    for name in sorted(os.listdir(entry)):
+        _link_except(os.path.join(entry, name), link / name, inside)
+    os.chmod(link, 0o755)
+
+
+def linked_view(view: PythonView, site: Path) -> PythonView:
+    """Landlock/none modes: a private site directory of symlinks to the visible entries only.
+
+    The real site-packages leaves ``sys.path``, so a package that is not visible is *not found*
+    (``ModuleNotFoundError``, which libraries probing for optional packages expect) rather than
+    found and unreadable; a forbidden subpackage (``scipy/signal``) is not linked either.
+    """
+    site.mkdir(exist_ok=True)
+    for entry in view.visible:
+        _link_except(entry, site / os.path.basename(entry), list(view.forbidden))
+    os.chmod(site, 0o755)
+    return dataclasses.replace(view, sys_path=(*view.stdlib, str(site)))
