@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -120,7 +120,9 @@ class Hints(_Strict):
     max_level: Optional[int] = Field(default=None, ge=0)
 
 
-GradescopeVisibility = Annotated[str, Field(pattern=r"^(hidden|after_due_date|after_published|visible)$")]
+#: Gradescope's visibility values, for a test or a whole result.
+GradescopeVisibility = Literal["hidden", "after_due_date", "after_published", "visible"]
+GRADESCOPE_VISIBILITIES: tuple[str, ...] = get_args(GradescopeVisibility)
 
 
 class Gradescope(_Strict):

@@ -89,8 +89,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
     with Worker(ws.root, package=ws.package, limits=_limits(course, exercise, allow_unsandboxed, threads)) as worker:
         isolation = worker.isolation
         ctx = Context(worker, exercise, course)
-        for check in suite.checks:
-            max_points = points_of[suite.checks.index(check)]
+        for check, max_points in zip(suite.checks, points_of, strict=True):
             if status is not None:
                 tests.append(TestResult(check.name, False, 0.0, max_points, f"not run: {status}"))
                 continue
@@ -102,7 +101,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
             except Fail as failure:
                 tests.append(TestResult(check.name, False, 0.0, max_points, str(failure) + _notes(ctx),
                                         detail={"expected": failure.expected, "got": failure.got,
-                                                "mistakes": getattr(failure, "mistakes", [])}))
+                                                "mistakes": failure.mistakes}))
                 continue
             except NotImplementedYet as exc:
                 not_implemented += 1

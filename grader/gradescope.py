@@ -34,13 +34,9 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
-from coursekit.course import Course, load_course
+from coursekit.course import GRADESCOPE_VISIBILITIES, Course, load_course
 
-#: Gradescope's visibility values.
-VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
-#: Defaults of course.yml's ``gradescope:`` section (coursekit.course.Gradescope).
-DEFAULT_CHECK_VISIBILITY = "after_published"   # the hidden checks' details
-DEFAULT_SUMMARY_VISIBILITY = "visible"         # one line per exercise: status and score
+VISIBILITIES = GRADESCOPE_VISIBILITIES
 MNIST_ID = "mnist_accuracy"
 _MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
                 "t10k-labels-idx1-ubyte.gz")
@@ -72,11 +68,6 @@ exec "${GRADESCOPE_PYTHON:-python3}" -m grader.gradescope run --root "$ROOT" --c
 # ------------------------------------------------------------------------------------------ results.json
 
 
-def _visibility(course: Course, key: str, default: str) -> str:
-    """course.yml's ``gradescope.<key>`` (the schema checks the value)."""
-    return getattr(course.gradescope, key, default)
-
-
 def _md_block(text: str) -> str:
     """``text`` as a fenced Markdown block that no backticks inside it can close (student text is inert)."""
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
@@ -102,8 +93,7 @@ def results_json(report: dict[str, Any], course: Course) -> dict[str, Any]:
     test per hidden check (``after_published`` by default) with its share of the points and the
     message; tags hold the exercise id. The top-level ``score`` is the total (bonus included).
     """
-    summary_vis = _visibility(course, "summary_visibility", DEFAULT_SUMMARY_VISIBILITY)
-    check_vis = _visibility(course, "check_visibility", DEFAULT_CHECK_VISIBILITY)
+    summary_vis, check_vis = course.gradescope.summary_visibility, course.gradescope.check_visibility
     tests: list[dict[str, Any]] = []
     lines = ["| exercise | status | points |", "|---|---|---:|"]
     leaderboard: list[dict[str, Any]] = []

@@ -5,13 +5,12 @@ exercise) and writes ``insights.json`` and ``insights.html`` (one self-contained
 matplotlib pictures are embedded as base64 PNG, no server and no network needed).
 
 Where the numbers come from
-  * misconceptions: each failing test result's ``mistakes`` list (ids such as
-    ``conv2d.kernel_flipped``, or objects with an ``id``; also read from ``detail.mistakes``)
-    when present, else every
-    ``[mistake: <id>]`` tag in its ``message``. A student counts once per mistake; the points
-    lost are the failing tests' ``max_points - points`` (shared evenly when one test names several);
-  * MNIST: the ``mnist_accuracy`` test messages (``test accuracy 0.9912``); training seconds from a
-    test's ``training_s`` when present, a ``training took 41.2 s`` message, else the exercise's duration;
+  * misconceptions: each failing test result's ``mistakes`` list (the confirmed ids of
+    coursekit.mistakes, such as ``conv2d.kernel_flipped``, as TestResult.to_json writes them).
+    A student counts once per mistake; the points lost are the failing tests' ``max_points -
+    points`` (shared evenly when one test names several);
+  * MNIST: the ``mnist_accuracy`` test message (``test accuracy 0.9912 ...; training took 41.2 s``),
+    else the exercise's duration for the time;
   * scores, statuses and checks: the ``results`` table as it is.
 """
 from __future__ import annotations
@@ -32,7 +31,6 @@ from coursekit.course import Course
 
 from .report import STATUSES
 
-_MISTAKE_TAG = re.compile(r"\[mistake:\s*([A-Za-z0-9_.\-]+)\s*\]")
 _ACCURACY = re.compile(r"test accuracy (\d+(?:\.\d+)?)")
 _TRAINED = re.compile(r"(?:training took|trained in) (\d+(?:\.\d+)?)\s*s")
 MNIST_ID = "mnist_accuracy"
@@ -74,14 +72,9 @@ def read_rows(gradebook: Path) -> tuple[list[Row], list[str]]:
 
 
 def mistakes_of(test: dict[str, Any]) -> list[str]:
-    """The confirmed mistake ids a test result names (``mistakes`` list, else ``[mistake: id]`` tags)."""
+    """The confirmed mistake ids a test result names, each once."""
     found = test.get("mistakes")
-    if not found and isinstance(test.get("detail"), dict):
-        found = test["detail"].get("mistakes")
-    if isinstance(found, list) and found:
-        ids = [m.get("id") if isinstance(m, dict) else m for m in found]
-        return list(dict.fromkeys(str(i) for i in ids if isinstance(i, str) and i))
-    return list(dict.fromkeys(_MISTAKE_TAG.findall(str(test.get("message", "")))))
+    return list(dict.fromkeys(i for i in found if isinstance(i, str) and i)) if isinstance(found, list) else []
 
 
 def mistake_label(mistake_id: str) -> str:
@@ -119,7 +112,7 @@ def _summary(scores: list[float], max_score: float) -> dict[str, Any]:
 def mnist_metrics(tests: Iterable[dict[str, Any]], duration_s: float) -> Optional[tuple[float, float]]:
     """(test accuracy, training seconds) from mnist_accuracy's test results, or None without an accuracy.
 
-    Seconds: a test's ``training_s``, else "training took 41.2 s" in a message, else ``duration_s``.
+    Seconds: "training took 41.2 s" in the message (the suite's note), else ``duration_s``.
     """
     accuracy = seconds = None
     for t in tests:
@@ -128,9 +121,7 @@ def mnist_metrics(tests: Iterable[dict[str, Any]], duration_s: float) -> Optiona
         text = str(t.get("message", ""))
         if accuracy is None and (m := _ACCURACY.search(text)):
             accuracy = float(m.group(1))
-        if seconds is None and isinstance(t.get("training_s"), (int, float)):
-            seconds = float(t["training_s"])
-        elif seconds is None and (m := _TRAINED.search(text)):
+        if seconds is None and (m := _TRAINED.search(text)):
             seconds = float(m.group(1))
     if accuracy is None:
         return None
@@ -176,7 +167,7 @@ def build_insights(rows: list[Row], students: list[str], course: Optional[Course
     return {
         "students": len(students),
         "exercises": exercises,
-        "mistake_source": "tests[].mistakes of each failing test, else '[mistake: <id>]' tags in tests[].message",
+        "mistake_source": "tests[].mistakes of each failing test",
         "misconceptions": {ex: mis.get(ex, []) for ex in exercises},
         "teach_again": sorted(flat, key=lambda m: (-m["points_lost"], -m["count"], m["id"]))[:TEACH_AGAIN],
         "scores": scores,

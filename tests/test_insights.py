@@ -3,7 +3,7 @@
 End to end: a class from ``benchmarks/make_class.py`` plus planted misconceptions
 (``benchmarks/make_class_extras.py``) graded by ``grader grade-all`` on four fast exercises. The
 misconception counts are also checked on a gradebook written through :class:`grader.gradebook.Gradebook`
-with test results that name their mistakes (``mistakes`` list, or ``[mistake: id]`` in the message).
+with test results that name their mistakes (``mistakes`` list, as TestResult.to_json writes it).
 """
 from __future__ import annotations
 
@@ -45,16 +45,16 @@ def _row(exercise: str, status: str, tests: list[dict], max_score: float, durati
 
 @pytest.fixture
 def synthetic_grades(tmp_path) -> Path:
-    """Five students: three flip the kernel (two via ``mistakes``, one via a tag), two forget the bias."""
+    """Five students: three flip the kernel, two forget the bias."""
     out = tmp_path / "grades"
     flipped = _test("seed layer", False, 0.0, 10.0, "kernel flipped", mistakes=["conv2d.kernel_flipped"])
-    flipped_tag = _test("seed layer", False, 0.0, 10.0, "your result is flipped [mistake: conv2d.kernel_flipped]")
-    bias = _test("channels", False, 5.0, 10.0, "bias [mistake: conv2d.bias_missing]")
+    flipped_too = _test("seed layer", False, 0.0, 10.0, "your result is flipped", mistakes=["conv2d.kernel_flipped"])
+    bias = _test("channels", False, 5.0, 10.0, "bias", mistakes=["conv2d.bias_missing"])
     ok_seed, ok_channels = _test("seed layer", True, 10.0, 10.0), _test("channels", True, 10.0, 10.0)
     mnist = {"s1": (0.9931, 48.0), "s2": (0.9712, 20.5), "s3": (0.9905, 95.0)}
     with Gradebook(out / "gradebook.sqlite") as gb:
         run = gb.start_run("t", "test", 1, None)
-        classes = {"s1": [flipped, ok_channels], "s2": [flipped, bias], "s3": [flipped_tag, ok_channels],
+        classes = {"s1": [flipped, ok_channels], "s2": [flipped, bias], "s3": [flipped_too, ok_channels],
                    "s4": [ok_seed, bias], "s5": [ok_seed, ok_channels]}
         for student, tests in classes.items():
             rows = [_row("conv2d", "passed" if all(t["passed"] for t in tests) else "failed", tests, 20.0)]
@@ -69,10 +69,8 @@ def synthetic_grades(tmp_path) -> Path:
     return out
 
 
-def test_mistake_ids_are_read_from_the_list_or_the_tags():
-    assert mistakes_of({"mistakes": ["a.b", {"id": "a.c"}, "a.b"]}) == ["a.b", "a.c"]
-    assert mistakes_of({"message": "x [mistake: conv2d.kernel_flipped] y [mistake: conv2d.bias_missing]"}) == [
-        "conv2d.kernel_flipped", "conv2d.bias_missing"]
+def test_mistake_ids_are_read_from_the_list():
+    assert mistakes_of({"mistakes": ["a.b", "a.c", "a.b"]}) == ["a.b", "a.c"]
     assert mistakes_of({"message": "plain failure"}) == []
 
 
@@ -94,11 +92,12 @@ def test_misconceptions_counts_students_and_points(synthetic_grades):
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:|//)", page)  # self-contained: nothing fetched
 
 
-def test_training_seconds_come_from_the_test_when_recorded():
+def test_training_seconds_come_from_the_suites_note():
     from grader.insights import Row, mnist_points
 
     row = Row("s", "mnist_accuracy", "passed", 20, 20, False, 99.0,
-              [{"name": "a", "passed": True, "message": "test accuracy 0.9920", "training_s": 41.5}])
+              [{"name": "a", "passed": True, "message": "test accuracy 0.9920 (full marks from 0.99, nothing below "
+                                                        "0.95); training took 41.5 s on 2 threads"}])
     assert mnist_points([row]) == [{"student": "s", "accuracy": 0.992, "training_s": 41.5, "score": 20}]
 
 
@@ -110,7 +109,7 @@ def test_no_gradebook_is_a_usage_error(tmp_path):
 
 def test_the_suites_confirmed_mistakes_reach_the_insights(tmp_path):
     """The hidden suites' detectors on planted mistakes, stored as the gradebook stores test results
-    (with each test's ``mistakes``, from ``TestResult.detail`` until ``to_json`` writes them itself)."""
+    (``TestResult.to_json``, which carries each failing test's confirmed ``mistakes``)."""
     from coursekit.course import load_course
     from grader.grade import grade_submission
 
@@ -120,8 +119,7 @@ def test_the_suites_confirmed_mistakes_reach_the_insights(tmp_path):
         for student, mistake in roster.items():
             exercise = mistake.split(".")[0]
             result = grade_submission(tmp_path / "class" / student, load_course(), only=[exercise]).exercises[0]
-            tests = [{**t.to_json(), "mistakes": (t.detail or {}).get("mistakes") or t.to_json().get("mistakes", [])}
-                     for t in result.tests]
+            tests = [t.to_json() for t in result.tests]
             row = _row(exercise, result.status, tests, result.max_score)
             with gb.transaction():
                 gb.record(run, student, student, "h", [row])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from grader.sandbox import isolation, launcher
+from grader.sandbox_runtime import landlock
 from grader.sandbox.launcher import Build, SandboxLimits, Worker, WorkerError
 
 MODES = [m for m in ("bwrap", "landlock") if launcher.isolation_available(m)]
@@ -130,7 +131,7 @@ def test_isolation_choice_and_refusal(tmp_path, monkeypatch):
         assert w.call("echo", "echo", [1]).value == [[1], {}]
     monkeypatch.setenv("GRADER_ISOLATION", "auto")
     monkeypatch.setattr(isolation, "_bwrap_problem", lambda: "no user namespaces")
-    if launcher.landlock.abi_version() >= 1:
+    if landlock.abi_version() >= 1:
         assert launcher.choose_mode() == "landlock"
         assert launcher.isolation_available() == "landlock+seccomp+rlimits"
     monkeypatch.setattr(isolation, "_landlock_problem", lambda: "no Landlock")
@@ -143,7 +144,7 @@ def test_isolation_choice_and_refusal(tmp_path, monkeypatch):
 
 
 def test_the_fallback_really_runs_under_landlock(tmp_path, monkeypatch):
-    if launcher.landlock.abi_version() < 1:
+    if landlock.abi_version() < 1:
         pytest.skip("Landlock not available")
     sub = write(tmp_path, {"probe.py": "import os\ndef ls(p):\n    try:\n        return os.listdir(p)\n"
                                        "    except OSError as e:\n        return type(e).__name__\n"})

@@ -45,13 +45,12 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from ..sandbox_runtime import landlock, wire  # noqa: F401  (landlock: tests ask launcher.landlock)
+from ..sandbox_runtime import wire
 from ..sandbox_runtime.wire import Build
 from . import bwrap as bw
 from .channel import Channel, ChannelClosed, ChannelTimeout, grow_pipe, set_nonblocking
 from .isolation import WorkerError, bwrap_settings, choose_mode, describe, isolation_available
 from .policy import SandboxLimits, worker_config, worker_env
-from .policy import grant_except as _grant_except  # noqa: F401  (tests import it from here)
 from .process import Capture, Namespace, kill_quietly, killpg_quietly
 from .process import finalize as _finalize  # a module global: tests may replace launcher._finalize
 from .results import STATUSES, CallResult, ErrorInfo, Violations, death_cause, to_result
