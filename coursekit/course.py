@@ -61,6 +61,8 @@ class Exercise(_Strict):
     forbidden_calls: Optional[tuple[str, ...]] = None
     allowed_packages: Optional[tuple[PackageName, ...]] = None
     max_module_kb: Optional[float] = Field(default=None, gt=0, le=100 * 1024)
+    #: Graded after the other exercises, one at a time, with every free core (a training run).
+    runs_alone: bool = False
     #: Points per concept the suite's checks grade (sum = points): one mistake costs its concept only.
     concepts: Optional[dict[str, float]] = None
     #: Exercises whose functions this one uses (the student's own): a failure there is blamed by name.

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", type=Path, help="write the JSON report here")
     g.add_argument("--feedback", type=Path, help="write feedback here (.md or .html)")
     g.add_argument("--allow-unsandboxed", action="store_true", help="run student code without isolation when none is available")
+    g.add_argument("--parallel", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
+                   help="exercises graded at once (default: the CPUs, at most 4); a training exercise runs alone")
 
     ga = sub.add_parser("grade-all", help="grade a class: one folder or .zip per student (or nbgrader's submitted/)")
     ga.add_argument("submissions", type=Path, help="folder of student folders / zips, or an nbgrader course folder")
@@ -165,7 +167,7 @@ def _grade(args: argparse.Namespace, course) -> int:
     try:
         with spinner:
             report = grade_submission(args.submission, course, _ids(args.only), _ids(args.skip), args.allow_unsandboxed,
-                                      on_exercise=finished)
+                                      on_exercise=finished, parallel=max(1, args.parallel))
     except SubmissionError as exc:
         print(f"grader: cannot grade {args.submission}: {exc}", file=sys.stderr)
         return 2

@@ -7,8 +7,10 @@ from course.yml. A hang, crash or forbidden import costs only the exercise where
 from __future__ import annotations
 
 import ast
+import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -17,6 +19,7 @@ from coursekit.course import Course, Exercise
 from . import __version__
 from .report import ExerciseResult, GradeReport, TestResult, total
 from .sandbox.launcher import SandboxLimits, Worker
+from .sandbox.sandbox import Sandboxes
 from .submission import Workspace, module_limits, prepare
 from .suites import suite_for
 from .suites.compare import dtype_charged_in
@@ -67,8 +70,11 @@ def _result(exercise: Exercise, status: str, started: float, tests: list[TestRes
 
 
 def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsandboxed: bool = False,
-                   threads: Optional[int] = None) -> tuple[ExerciseResult, str]:
-    """Run one exercise's hidden suite against the workspace; returns (result, isolation used)."""
+                   threads: Optional[int] = None, sandboxes: Optional[Sandboxes] = None) -> tuple[ExerciseResult, str]:
+    """Run one exercise's hidden suite against the workspace; returns (result, isolation used).
+
+    The worker is forked from the submission's sandbox for its view (``sandboxes``), else it gets a
+    private sandbox."""
     started = time.monotonic()
     suite = suite_for(exercise.id)
     points_of = suite.max_points(exercise)
@@ -86,7 +92,9 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
     status: Optional[str] = None
     message = ""
     not_implemented = 0
-    with Worker(ws.root, package=ws.package, limits=_limits(course, exercise, allow_unsandboxed, threads)) as worker:
+    limits = _limits(course, exercise, allow_unsandboxed, threads)
+    sandbox = sandboxes.get(limits) if sandboxes is not None else None
+    with Worker(ws.root, package=ws.package, limits=limits, sandbox=sandbox) as worker:
         isolation = worker.isolation
         ctx = Context(worker, exercise, course)
         for check, max_points in zip(suite.checks, points_of, strict=True):
@@ -187,27 +195,49 @@ def _imports_of(path: Path) -> set[str]:
 
 def grade_submission(submission: Path, course: Course, only: Optional[Iterable[str]] = None, skip: Optional[Iterable[str]] = None,
                      allow_unsandboxed: bool = False, on_exercise: Optional[Callable[[ExerciseResult], None]] = None,
-                     threads: Optional[int] = None) -> GradeReport:
+                     threads: Optional[int] = None, parallel: int = 1) -> GradeReport:
     """Grade a folder or zip; ``on_exercise`` is called as each exercise finishes (progress).
 
-    ``threads`` caps OMP/OpenBLAS/MKL threads in each sandbox (None: the sandbox's default).
+    One sandbox per view serves the whole submission, forking a fresh worker per exercise. Up to
+    ``parallel`` exercises run at once; those marked ``runs_alone`` in course.yml (training) run
+    after the others, one at a time. ``threads`` caps OMP/OpenBLAS/MKL threads in each sandbox
+    (None: the sandbox's default).
     """
     started = time.monotonic()
     exercises = select(course, only, skip)
-    results: list[ExerciseResult] = []
+    results: dict[str, ExerciseResult] = {}
     isolations: set[str] = set()
-    with prepare(Path(submission), course.student_package, course.modules, module_limits(course)) as ws:
-        for ex in exercises:
-            result, isolation = grade_exercise(ws, course, ex, allow_unsandboxed, threads)
+    lock = threading.Lock()
+
+    def run(ex: Exercise) -> None:
+        result, isolation = grade_exercise(ws, course, ex, allow_unsandboxed, threads, sandboxes)
+        with lock:
             if isolation:
                 isolations.add(isolation)
-            results.append(result)
+            results[ex.id] = result
             if on_exercise:
                 on_exercise(result)
+
+    with prepare(Path(submission), course.student_package, course.modules, module_limits(course)) as ws, \
+            Sandboxes(ws.root, ws.package) as sandboxes:
+        for ex in exercises:  # every view's fork server starts now, importing numpy or torch meanwhile
+            sandboxes.get(_limits(course, ex, allow_unsandboxed, threads))
+        together = [ex for ex in exercises if not ex.runs_alone]
+        if parallel > 1 and len(together) > 1:
+            with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="exercise") as pool:
+                for future in [pool.submit(run, ex) for ex in together]:
+                    future.result()
+        else:
+            for ex in together:
+                run(ex)
+        for ex in exercises:
+            if ex.runs_alone:
+                run(ex)
         content_hash = ws.content_hash
-    score, max_score = total(results)
+    ordered = [results[ex.id] for ex in exercises]
+    score, max_score = total(ordered)
     report = GradeReport(score=score, max_score=max_score, grader_version=__version__,
                          isolation=", ".join(sorted(isolations)) or "none needed (no student code ran)",
-                         duration_s=time.monotonic() - started, exercises=results, submission=str(submission),
+                         duration_s=time.monotonic() - started, exercises=ordered, submission=str(submission),
                          content_hash=content_hash)
     return report

@@ -45,5 +45,7 @@ def reference_submission(dest: Path, overrides: Optional[dict[str, str]] = None)
     return dest
 
 
-def grade(submission: Path, course: Optional[Course] = None, only: Optional[Iterable[str]] = None) -> GradeReport:
-    return grade_submission(submission, course or load_course(), only=only)
+def grade(submission: Path, course: Optional[Course] = None, only: Optional[Iterable[str]] = None,
+          parallel: int = 2) -> GradeReport:
+    """Grade as ``grader grade`` does on a two-core machine: two exercises at a time (class runs: one)."""
+    return grade_submission(submission, course or load_course(), only=only, parallel=parallel)

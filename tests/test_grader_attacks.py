@@ -287,3 +287,23 @@ def test_a_link_to_the_reference_is_refused(tmp_path, course):
     (sub / "strides.py").symlink_to(ROOT / "solutions" / "strides.py")
     with pytest.raises(SubmissionError, match="symbolic link"):
         grade(sub, course, only=["conv_output_size", "pad2d"])
+
+
+def test_grading_exercises_at_once_gives_the_verdicts_of_one_at_a_time(tmp_path, course):
+    """The exercises of one submission share its sandbox and run two at a time: a crash, an endless
+    loop and a forbidden import in some must leave the others' verdicts exactly as a sequential run."""
+    sub = reference_submission(tmp_path / "sub", {
+        "strides": SIG + "    import ctypes; ctypes.string_at(0)\n",
+        "padding": "def pad2d(x, pad, value=0.0):\n    while True:\n        pass\n",
+        "pooling": "def maxpool2d(x, size=2, stride=None):\n    import scipy.signal\n    return x\n",
+    })
+    only = ["conv_output_size", "pad2d", "same_padding", "maxpool2d", "avgpool2d", "correlate2d"]
+    one, two = (grade(sub, course, only=only, parallel=p) for p in (1, 2))
+
+    def verdicts(report):
+        return [(e.id, e.status, e.score, [(t.name, t.passed, t.points) for t in e.tests]) for e in report.exercises]
+
+    assert verdicts(one) == verdicts(two)
+    status = {e.id: e.status for e in two.exercises}
+    assert status == {"conv_output_size": "error", "pad2d": "timeout", "same_padding": "passed",
+                      "maxpool2d": "forbidden", "avgpool2d": "passed", "correlate2d": "passed"}, status

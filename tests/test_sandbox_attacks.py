@@ -27,7 +27,7 @@ import pytest
 from grader.sandbox import bwrap as bw
 from grader.sandbox import launcher
 from grader.sandbox_runtime import wire
-from grader.sandbox.launcher import SandboxLimits, Worker
+from grader.sandbox.launcher import Sandbox, SandboxLimits, Worker
 
 REPO = Path(__file__).resolve().parents[1]
 NUMPY_LIMITS = dict(time_limit_s=20, memory_limit_mb=1024,
@@ -45,11 +45,41 @@ def _available_modes() -> list[str]:
 MODES = _available_modes()
 
 
-@pytest.fixture(params=MODES or ["(none available)"])
-def mode(request) -> str:
+@pytest.fixture(params=[*MODES, *(f"{m}+shared" for m in MODES)] or ["(none available)"])
+def mode(request, monkeypatch) -> str:
+    """Each isolation mode twice: a worker in a private sandbox, and a worker forked from a sandbox that
+    outlives it (as in grading, one sandbox per submission). After a ``+shared`` test, the same sandbox
+    must still fork a working, confined worker: no attack may cost the submission's next exercise."""
     if not MODES:
         pytest.skip("no sandbox available on this machine")
-    return request.param
+    base, _, shared = request.param.partition("+")
+    if not shared:
+        yield base
+        return
+    sandboxes: list[Sandbox] = []
+    original = Worker.__init__
+
+    def forked_from_a_sandbox(self, student_dir, package="exercises", limits=SandboxLimits(), *, mode=None,
+                              sandbox=None):
+        if sandbox is None:
+            sandbox = Sandbox(student_dir, package, limits, mode=mode)
+            sandbox.start()
+            sandboxes.append(sandbox)
+        original(self, student_dir, package, limits, mode=mode, sandbox=sandbox)
+
+    monkeypatch.setattr(Worker, "__init__", forked_from_a_sandbox)
+    yield base
+    monkeypatch.setattr(Worker, "__init__", original)
+    for sb in sandboxes:
+        try:
+            if "nokill" not in WEAKEN:
+                with Worker(sb.student_dir, sb.package, sb.limits, sandbox=sb) as fresh:
+                    assert fresh.isolation == launcher.isolation_available(base), fresh.applied
+                    r = fresh.import_module("no_such_module")
+                    assert r.status == "error" and r.error.type == "ModuleNotFoundError", r
+        finally:
+            sb.close()
+        assert processes_with(sb.token) == []
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +87,7 @@ def _weakened(monkeypatch):
     """Apply SANDBOX_WEAKEN (a check of the tests themselves, off by default)."""
     if "nokill" in WEAKEN:
         monkeypatch.setattr(Worker, "_kill", lambda self: None)
-        monkeypatch.setattr(launcher, "_finalize", lambda *a: None)
+        monkeypatch.setattr(Sandbox, "close", lambda self: None)
     if WEAKEN & {"nolimits", "noseccomp", "nofs", "noguard"}:
         original = Worker._config
 

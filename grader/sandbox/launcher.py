@@ -37,56 +37,48 @@ same status at once.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
-import uuid
-import weakref
 from pathlib import Path
 from typing import Any
 
 from ..sandbox_runtime import wire
 from ..sandbox_runtime.wire import Build
-from . import bwrap as bw
-from .channel import Channel, ChannelClosed, ChannelTimeout, grow_pipe, set_nonblocking
-from .isolation import WorkerError, bwrap_settings, choose_mode, describe, isolation_available
-from .policy import SandboxLimits, worker_config, worker_env
-from .process import Capture, Namespace, kill_quietly, killpg_quietly
-from .process import finalize as _finalize  # a module global: tests may replace launcher._finalize
+from .channel import ChannelClosed, ChannelTimeout
+from .isolation import WorkerError, choose_mode, describe, isolation_available
+from .policy import SandboxLimits, worker_config
 from .results import STATUSES, CallResult, ErrorInfo, Violations, death_cause, to_result
-from .view import PythonView, linked_view, python_view
-from .workspace import RUNTIME_PACKAGE, WorkerDir, WorkerDirError, create_worker_dir
+from .sandbox import ForkedWorker, Sandbox, new_token, sandbox_key
+from .view import PythonView
 
-__all__ = ["Build", "CallResult", "ErrorInfo", "SandboxLimits", "STATUSES", "Worker", "WorkerError", "choose_mode",
+__all__ = ["Build", "CallResult", "ErrorInfo", "SandboxLimits", "STATUSES", "Sandbox", "Worker", "WorkerError", "choose_mode",
            "isolation_available"]
 
 
 class Worker:
-    """A fresh sandboxed worker for one exercise (a context manager)."""
+    """A fresh sandboxed worker process for one exercise (a context manager).
+
+    Forked from ``sandbox`` (one :class:`~.sandbox.Sandbox` per submission and view) when given; else
+    the worker starts a private sandbox of its own, closed with it."""
 
     def __init__(self, student_dir: Path | str, package: str = "exercises", limits: SandboxLimits = SandboxLimits(),
-                 *, mode: str | None = None):
+                 *, mode: str | None = None, sandbox: Sandbox | None = None):
         self.student_dir = Path(student_dir)
         self.package = package
         self.limits = limits
-        self._requested = mode
+        #: appears in the worker's command line: lets tests find every process of this worker
+        self.token = new_token()
+        if sandbox is not None and sandbox.key != sandbox_key(limits):
+            raise WorkerError("this sandbox shows another view than the worker's limits ask for")
+        self._own = sandbox is None
+        self._sandbox = sandbox or Sandbox(student_dir, package, limits, mode=mode, token=self.token)
         self.mode: str | None = None
         self.applied: dict = {}
-        self._proc: subprocess.Popen | None = None
-        self._ws: WorkerDir | None = None
-        self._channel: Channel | None = None
-        self._info_r: int | None = None
-        self._ns = Namespace()
-        self._out: Capture | None = None
-        self._err: Capture | None = None
+        self._forked: ForkedWorker | None = None
         self._used_s = 0.0
         self._dead: tuple[str, ErrorInfo] | None = None
         self._violations = Violations()
-        self._finalizer = None
         self.startup_s: float | None = None  # seconds from start() to the worker's "ready"
         self._t0 = 0.0
-        #: appears in the worker's command line: lets tests find every process of this worker
-        self.token = f"grader-worker-{uuid.uuid4().hex}"
 
     # -------------------------------------------------------------- public properties
     @property
@@ -99,11 +91,12 @@ class Worker:
 
     @property
     def stdout(self) -> str:
-        return self._out.text() if self._out else ""
+        return self._forked.out.text() if self._forked else ""
 
     @property
     def stderr(self) -> str:
-        return self._err.text() if self._err else ""
+        own = self._forked.err.text() if self._forked else ""
+        return own if own.strip() or not self._own else self._sandbox.stderr
 
     @property
     def violations(self) -> tuple[str, ...]:
@@ -117,7 +110,7 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._dead is None
+        return self._forked is not None and self._dead is None
 
     # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> "Worker":
@@ -128,17 +121,18 @@ class Worker:
         self.close()
 
     def start(self, wait: bool = True) -> None:
-        """Spawn the worker (no student code runs yet). ``wait=False`` returns at once, so that a worker
+        """Fork the worker (no student code runs yet). ``wait=False`` returns at once, so that a worker
         can start while the grader is busy elsewhere; it is then awaited on first use."""
-        if self._proc is None:
+        if self._forked is None:
             self._t0 = time.monotonic()
-            self.mode = choose_mode(self._requested, self.limits.allow_unsandboxed)
             try:
-                self._ws = create_worker_dir(self.student_dir, self.package)
-            except (WorkerDirError, OSError) as e:
-                raise WorkerError(str(e)) from None
-            try:
-                self._spawn()
+                if self._own:
+                    self._sandbox.start()
+                self.mode = self._sandbox.mode
+                self._forked = self._sandbox.fork(self.token, self.limits.max_result_mb, self.limits.max_output_kb,
+                                                  on_violation=lambda meta: self._violations.record([meta]))
+                sb = self._sandbox
+                self._cfg = self._config(sb.view, sb.student_root, sb.runtime_root, self._forked.scratch)
                 self._send_init()
             except BaseException:
                 self._teardown()
@@ -155,103 +149,33 @@ class Worker:
     def _send_init(self) -> None:
         data = b"".join(bytes(memoryview(c)) for c in wire.encode_frame("init", self._cfg))
         try:
-            self._channel.write_all(data, time.monotonic() + 10)
+            self._forked.channel.write_all(data, time.monotonic() + 10)
         except ChannelTimeout:
             raise WorkerError("the worker does not read its configuration") from None
         except ChannelClosed as e:
-            raise WorkerError(f"the worker died at start-up: {self.stderr.strip()[-1500:]} ({e})") from None
+            raise WorkerError(f"the worker died at start-up: {self._start_failure()} ({e})") from None
 
     def _config(self, view: PythonView, student_root: str, runtime_root: str, scratch: str) -> dict:
         """:func:`policy.worker_config` for this worker (a method, so the attack tests can weaken it)."""
         return worker_config(self.limits, self.mode, self.package, view, student_root, runtime_root, scratch)
 
-    def _spawn(self) -> None:
-        lim = self.limits
-        view = python_view(lim.visible_packages(), tuple(lim.forbidden_imports))
-        req_r, req_w = os.pipe()
-        res_r, res_w = os.pipe()
-        for fd in (req_w, res_w):
-            grow_pipe(fd)
-        pass_fds = [req_r, res_w]
-        info_w = None
-        if self.mode == "bwrap":
-            student, runtime, scratch, tmp = bw.STUDENT, bw.RUNTIME, bw.SCRATCH, "/tmp"
-        else:
-            student, runtime = str(self._ws.student), str(self._ws.runtime)
-            scratch = tmp = str(self._ws.scratch)
-            view = linked_view(view, self._ws.root / "site")
-        boot = (f"import sys; sys.path.insert(0, {runtime!r}); "
-                f"from {RUNTIME_PACKAGE}.worker import main; del sys.path[0]; main()")
-        command = [view.executable, "-I", "-S", "-B", "-u", "-c", boot, "--req", str(req_r), "--res", str(res_w),
-                   "--token", self.token]
-        env = worker_env(lim, scratch, tmp)
-        if self.mode == "bwrap":
-            info_r, info_w = os.pipe()
-            pass_fds.append(info_w)
-            self._info_r = info_r
-            argv = bw.argv(bwrap=bw.bwrap_binary(), view=view, student=str(self._ws.student),
-                           runtime=str(self._ws.runtime), env=env, command=command, info_fd=info_w,
-                           scratch_bytes=lim.scratch_mb * 2**20, tmp_bytes=lim.scratch_mb * 2**20,
-                           disable_userns=bwrap_settings()[1])
-            popen_env, cwd = {"PATH": "/usr/bin:/bin"}, "/"
-        else:
-            argv, popen_env, cwd = command, env, scratch
-        self._cfg = self._config(view, student, runtime, scratch)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        try:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                                          pass_fds=pass_fds, env=popen_env, cwd=cwd, start_new_session=True)
-        except OSError as e:
-            for fd in (req_w, res_r, self._info_r, out_r, err_r):
-                if fd is not None:
-                    os.close(fd)
-            self._info_r = None
-            raise WorkerError(f"cannot start the worker: {e}") from None
-        finally:
-            for fd in (req_r, res_w, info_w, out_w, err_w):
-                if fd is not None:
-                    os.close(fd)
-        self._channel = Channel(req_w, res_r, lim.max_result_mb * 2**20,
-                                on_violation=lambda meta: self._violations.record([meta]))
-        limit = lim.max_output_kb * 1024
-        self._out, self._err = Capture(out_r, limit), Capture(err_r, limit)
-        self._out.start()
-        self._err.start()
-        self._finalizer = weakref.finalize(self, _finalize, self._proc, self._proc.pid, self._ns, self._ws)
+    def _start_failure(self) -> str:
+        return (self._sandbox.failure() or self.stderr.strip())[-1500:]
 
     def _handshake(self, deadline: float) -> None:
         try:
-            frame = self._channel.exchange([], deadline, until=("ready", "fatal"))
+            frame = self._forked.channel.exchange([], deadline, until=("ready", "fatal"))
         except ChannelTimeout:
             raise WorkerError(f"the worker did not start within {self.limits.startup_timeout_s}s") from None
         except (ChannelClosed, wire.WireError) as e:
             self._reap(0.5)
-            raise WorkerError(f"the worker failed to start ({e}): {self.stderr.strip()[-1500:]}") from None
+            raise WorkerError(f"the worker failed to start ({e}): {self._start_failure()}") from None
         if frame.kind == "fatal":
             raise WorkerError(f"the worker could not confine itself: {str(frame.meta.get('message'))[:1500]}")
         applied = frame.meta.get("applied")
         self.applied = applied if isinstance(applied, dict) else {}
         if self.mode != "none" and self.applied.get("uid") == 0 and self.mode == "bwrap":
             raise WorkerError("the sandboxed worker runs as root; refusing")
-        self._read_ns_pid()
-
-    def _read_ns_pid(self) -> None:
-        """bwrap: learn the PID namespace's init from ``--info-fd`` and hold a pidfd on it."""
-        if self._info_r is None or self._ns.pid:
-            return
-        try:
-            set_nonblocking(self._info_r)
-            data = os.read(self._info_r, 65536)
-            pid = json.loads(data.decode()).get("child-pid")
-        except (OSError, ValueError, AttributeError):
-            return
-        if isinstance(pid, int) and pid > 1:
-            self._ns.pid = pid
-            try:
-                self._ns.pidfd = os.pidfd_open(pid)
-            except (OSError, AttributeError):
-                self._ns.pidfd = None
 
     # -------------------------------------------------------------- requests
     def call(self, module: str, function: str, args: list | tuple = (), kwargs: dict | None = None,
@@ -284,7 +208,7 @@ class Worker:
         return self._request(meta, value)
 
     def _request(self, meta: dict, value: Any = None) -> CallResult:
-        if self._proc is None:
+        if self._forked is None:
             raise WorkerError("worker not started (use it as a context manager)")
         if self._dead is None and self.startup_s is None:
             self.start()
@@ -296,7 +220,7 @@ class Worker:
             return self._violations.forbidden_or(self._die("timeout", self._timeout_error(), 0.0))
         t0 = time.monotonic()
         try:
-            frame = self._channel.exchange(chunks, t0 + self.remaining_s, until=("result",))
+            frame = self._forked.channel.exchange(chunks, t0 + self.remaining_s, until=("result",))
         except ChannelTimeout:
             self._used_s = self.limits.time_limit_s
             return self._violations.forbidden_or(self._die("timeout", self._timeout_error(), time.monotonic() - t0))
@@ -329,31 +253,26 @@ class Worker:
 
     # -------------------------------------------------------------- teardown
     def _reap(self, timeout: float) -> int | None:
-        if self._proc is None:
-            return None
-        try:
-            return self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        """The worker's return code (negative: the signal that killed it), waiting up to ``timeout``."""
+        return self._sandbox.returncode(self._forked.ident, timeout) if self._forked else None
 
     def _kill(self) -> None:
-        """SIGKILL the whole worker tree: the PID namespace's init (bwrap), the process group, the process."""
-        self._read_ns_pid()
-        self._ns.kill()
-        if self._proc is not None:
-            killpg_quietly(self._proc.pid)
-            kill_quietly(self._proc.pid)
-            self._reap(5.0)
-        self._ns.wait(5.0)
+        """SIGKILL the worker's process group (a private sandbox: everything in it) and wait for its end."""
+        if self._own:
+            self._sandbox.close()
+        elif self._forked is not None:
+            self._sandbox.kill(self._forked.ident)
 
     def close(self) -> None:
-        """Ask the worker to exit (collecting late violation reports), then kill its tree and clean up."""
-        if self._proc is None:
+        """Ask the worker to exit (collecting late violation reports), then kill it and clean up."""
+        if self._forked is None:
+            if self._own:
+                self._sandbox.close()
             return
         if self._dead is None:
             try:
-                bye = self._channel.exchange(wire.encode_frame("exit", {"op": "exit"}), time.monotonic() + 1.0,
-                                             until=("bye",))
+                bye = self._forked.channel.exchange(wire.encode_frame("exit", {"op": "exit"}),
+                                                    time.monotonic() + 1.0, until=("bye",))
                 self._violations.record(bye.meta.get("violations", []))
             except (ChannelTimeout, ChannelClosed, wire.WireError):
                 pass
@@ -362,18 +281,7 @@ class Worker:
 
     def _teardown(self) -> None:
         self._kill()
-        for cap in (self._out, self._err):
-            if cap is not None:
+        if self._forked is not None:
+            for cap in (self._forked.out, self._forked.err):
                 cap.join(timeout=2)
-        if self._channel is not None:
-            self._channel.close()
-        if self._info_r is not None:
-            try:
-                os.close(self._info_r)
-            except OSError:
-                pass
-        self._channel = self._info_r = None
-        if self._finalizer is not None:
-            self._finalizer()
-        elif self._ws is not None:
-            self._ws.remove()
+            self._forked.channel.close()

@@ -1,0 +1,167 @@
+"""One sandbox per submission, one forked worker per exercise: what one exercise's code does must not
+reach the next exercise's worker, nor the fork server they come from.
+
+Every attack of tests/test_sandbox_attacks.py also runs on a worker forked from a sandbox that outlives
+it (its ``+shared`` modes); these tests are about the server itself.
+"""
+from __future__ import annotations
+
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from grader.sandbox import launcher
+from grader.sandbox.launcher import Sandbox, SandboxLimits, Worker, WorkerError
+
+LIMITS = SandboxLimits(time_limit_s=20, forbidden_imports=("torch",), forbidden_calls=("numpy.convolve",))
+MODES = [m for m in ("bwrap", "landlock") if launcher.isolation_available(m)]
+pytestmark = pytest.mark.skipif(not MODES, reason="no sandbox available on this machine")
+
+SOURCE = '''
+import ctypes, os, signal
+import numpy as np
+
+STATE = []
+
+def remember(x):
+    STATE.append(x)
+    np.MARK = x                     # numpy's module object, shared by nothing but this process
+    return len(STATE)
+
+def recall():
+    return [len(STATE), getattr(np, "MARK", None)]
+
+def draw():
+    return float(np.random.rand())
+
+def where():
+    return os.getcwd()
+
+def ppid():
+    return os.getppid()
+
+def kill_parent():
+    out = []
+    for sig in (signal.SIGKILL, signal.SIGSTOP):
+        try:
+            os.kill(os.getppid(), sig)
+            out.append("sent")
+        except OSError as e:
+            out.append(type(e).__name__)
+    try:
+        os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)
+        out.append("sent")
+    except OSError as e:
+        out.append(type(e).__name__)
+    return out
+
+def parent_memory():
+    out = []
+    for name in ("mem", "environ", "maps"):
+        try:
+            with open(f"/proc/{os.getppid()}/{name}", "rb") as f:
+                f.read(16)
+            out.append("read")
+        except OSError as e:
+            out.append(type(e).__name__)
+    return out
+
+def crash():
+    ctypes.string_at(0)
+
+def spin():
+    while True:
+        pass
+'''
+
+
+@pytest.fixture(params=MODES)
+def sandbox(request, tmp_path):
+    pkg = tmp_path / "submission" / "exercises"
+    pkg.mkdir(parents=True)
+    (pkg / "probe.py").write_text(textwrap.dedent(SOURCE))
+    with Sandbox(tmp_path / "submission", limits=LIMITS, mode=request.param) as sb:
+        yield sb
+
+
+def worker(sb: Sandbox, **limits) -> Worker:
+    lim = SandboxLimits(**{**LIMITS.__dict__, **limits})
+    return Worker(sb.student_dir, limits=lim, sandbox=sb)
+
+
+def call(sb: Sandbox, fn: str, *args):
+    with worker(sb) as w:
+        return w.call("probe", fn, list(args))
+
+
+def test_each_exercise_gets_a_fresh_process(sandbox):
+    with worker(sandbox) as a:
+        assert a.call("probe", "remember", [7]).value == 1
+        assert a.call("probe", "recall").value == [1, 7]  # one worker keeps its state between calls
+        pid_a = a.applied["pid"]
+    with worker(sandbox) as b:
+        assert b.call("probe", "recall").value == [0, None]  # ...the next exercise's worker starts clean
+        assert b.applied["pid"] != pid_a
+
+
+def test_workers_draw_their_own_random_numbers(sandbox):
+    assert call(sandbox, "draw").value != call(sandbox, "draw").value
+
+
+def test_each_worker_has_its_own_working_directory(sandbox):
+    first, second = call(sandbox, "where").value, call(sandbox, "where").value
+    assert first != second and first.startswith(sandbox.scratch) and second.startswith(sandbox.scratch)
+
+
+def test_a_worker_cannot_stop_or_read_the_fork_server(sandbox):
+    with worker(sandbox) as w:
+        assert w.call("probe", "kill_parent").value == ["PermissionError"] * 3
+        assert w.call("probe", "parent_memory").value[:2] == ["PermissionError"] * 2
+    assert call(sandbox, "recall").value == [0, None]  # the server still forks
+
+
+def test_a_crash_or_a_timeout_costs_only_that_exercise(sandbox):
+    with worker(sandbox) as w:
+        r = w.call("probe", "crash")
+        assert r.status == "crashed" and "SIGSEGV" in r.error.message, r
+    with worker(sandbox, time_limit_s=1) as w:
+        t0 = time.monotonic()
+        assert w.call("probe", "spin").status == "timeout"
+        assert time.monotonic() - t0 < 8
+    with worker(sandbox) as w:
+        assert w.call("probe", "recall").value == [0, None]
+        assert w.startup_s is not None
+
+
+def test_two_workers_run_at_once(sandbox):
+    results = {}
+
+    def one(i: int) -> None:
+        with worker(sandbox) as w:
+            results[i] = (w.call("probe", "remember", [i]).value, w.call("probe", "recall").value)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == {0: (1, [1, 0]), 1: (1, [1, 1])}
+
+
+def test_a_worker_needs_the_view_its_sandbox_shows(sandbox):
+    with pytest.raises(WorkerError, match="view"):
+        worker(sandbox, forbidden_imports=())
+
+
+def test_closing_the_sandbox_ends_its_workers(sandbox):
+    w = worker(sandbox)
+    w.start()
+    assert w.call("probe", "remember", [1]).ok
+    sandbox.close()
+    r = w.call("probe", "recall")
+    assert r.status == "crashed", r
+    w.close()
+
