@@ -219,7 +219,7 @@ def grade_submission(submission: Path, course: Course, only: Optional[Iterable[s
                 on_exercise(result)
 
     with prepare(Path(submission), course.student_package, course.modules, module_limits(course)) as ws, \
-            Sandboxes(ws.root, ws.package) as sandboxes:
+            Sandboxes(ws.root, ws.package, prepared=True) as sandboxes:
         for ex in exercises:  # every view's fork server starts now, importing numpy or torch meanwhile
             sandboxes.get(_limits(course, ex, allow_unsandboxed, threads))
         together = [ex for ex in exercises if not ex.runs_alone]

@@ -152,7 +152,8 @@ def run(root: Path, course: Course) -> int:
     try:
         report = grade_submission(root / "submission", course, only or None, skip or None,
                                   on_exercise=lambda r: print(f"graded {r.id}: {r.status} {r.score:g}/{r.max_score:g}",
-                                                              flush=True))
+                                                              flush=True),
+                                  parallel=min(4, os.cpu_count() or 1))
         data = results_json(report.to_json(), course)
     except SubmissionError as exc:
         data = unreadable_results(str(exc))

@@ -63,8 +63,9 @@ class Sandbox:
     """A fork server in a sandbox for one submission (a context manager)."""
 
     def __init__(self, student_dir: Path | str, package: str = "exercises", limits: SandboxLimits = SandboxLimits(),
-                 *, mode: str | None = None, token: str | None = None):
+                 *, mode: str | None = None, token: str | None = None, prepared: bool = False):
         self.student_dir, self.package, self.limits = Path(student_dir), package, limits
+        self.prepared = prepared  # student_dir is a grader.submission.Workspace: shown as it is, not copied
         self.key = sandbox_key(limits)
         self.token = token or new_token()
         self._requested = mode
@@ -99,7 +100,7 @@ class Sandbox:
             return
         self.mode = choose_mode(self._requested, self.limits.allow_unsandboxed)
         try:
-            self._ws = create_worker_dir(self.student_dir, self.package)
+            self._ws = create_worker_dir(self.student_dir, self.package, self.prepared)
         except (WorkerDirError, OSError) as e:
             raise WorkerError(str(e)) from None
         try:
@@ -324,8 +325,9 @@ class Sandboxes:
     next. Workers that may start subprocesses get a private sandbox: its PID namespace ends with them.
     """
 
-    def __init__(self, student_dir: Path | str, package: str = "exercises", *, mode: str | None = None):
-        self.student_dir, self.package, self.mode = Path(student_dir), package, mode
+    def __init__(self, student_dir: Path | str, package: str = "exercises", *, mode: str | None = None,
+                 prepared: bool = False):
+        self.student_dir, self.package, self.mode, self.prepared = Path(student_dir), package, mode, prepared
         self._by_key: dict[tuple, Sandbox] = {}
         self._lock = threading.Lock()
 
@@ -345,7 +347,8 @@ class Sandboxes:
             if sb is None or not sb.alive:
                 if sb is not None:
                     sb.close()
-                sb = self._by_key[key] = Sandbox(self.student_dir, self.package, limits, mode=self.mode)
+                sb = self._by_key[key] = Sandbox(self.student_dir, self.package, limits, mode=self.mode,
+                                                 prepared=self.prepared)
                 sb.start()
             return sb
 

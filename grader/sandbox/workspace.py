@@ -1,9 +1,10 @@
-"""A worker's private temporary directory: a copy of the student's files and of the worker runtime.
+"""A sandbox's private temporary directory: the worker runtime, scratch space, the student's files.
 
 Layout (host side; the sandbox sees ``student/`` and ``runtime/`` read-only)::
 
     grader-worker-XXXX/
-      student/<package>/__init__.py, *.py     the student's modules (copied, regular files only)
+      student/<package>/__init__.py, *.py     the student's modules (copied, regular files only), or
+                                              instead the grading's Workspace, already checked (not copied)
       runtime/_grader_sandbox/*.py            every module of grader/sandbox_runtime (nothing else)
       scratch/                                writable by the worker (Landlock / unsandboxed modes)
 
@@ -82,28 +83,34 @@ def _copy_tree(src: Path, dst: Path, recursive: bool) -> tuple[int, int]:
     return files, size
 
 
-def create_worker_dir(student_dir: Path, package: str) -> WorkerDir:
-    """Lay out a fresh workspace for one worker."""
+def create_worker_dir(student_dir: Path, package: str, prepared: bool = False) -> WorkerDir:
+    """Lay out a fresh directory for one sandbox. ``prepared``: ``student_dir`` is a
+    :class:`grader.submission.Workspace` (its checked modules and an empty ``__init__`` in
+    ``<package>/``), shown to the worker as it is instead of copied again."""
     if not package.isidentifier():
         raise WorkerDirError(f"bad package name {package!r}")
     student_dir = Path(student_dir)
     if not student_dir.is_dir():
         raise WorkerDirError(f"student directory {student_dir} does not exist")
+    if prepared and not (student_dir / package / "__init__.py").is_file():
+        raise WorkerDirError(f"{student_dir} is not a prepared workspace of package {package!r}")
     root = Path(tempfile.mkdtemp(prefix="grader-worker-"))
-    ws = WorkerDir(root=root, student=root / "student", runtime=root / "runtime", scratch=root / "scratch")
+    ws = WorkerDir(root=root, student=student_dir if prepared else root / "student", runtime=root / "runtime",
+                   scratch=root / "scratch")
     try:
-        pkg = ws.student / package
-        pkg.mkdir(parents=True)
-        inner = student_dir / package
-        src = inner if inner.is_dir() and not inner.is_symlink() else student_dir
-        _copy_tree(src, pkg, recursive=src is not student_dir)
-        (pkg / "__init__.py").write_text('"""The submission under grading."""\n')  # never the student's own
+        if not prepared:
+            pkg = ws.student / package
+            pkg.mkdir(parents=True)
+            inner = student_dir / package
+            src = inner if inner.is_dir() and not inner.is_symlink() else student_dir
+            _copy_tree(src, pkg, recursive=src is not student_dir)
+            (pkg / "__init__.py").write_text('"""The submission under grading."""\n')  # never the student's own
         rt = ws.runtime / RUNTIME_PACKAGE
         rt.mkdir(parents=True)
         for module in runtime_modules():
             shutil.copyfile(module, rt / module.name)
         ws.scratch.mkdir()
-        for d in (root, ws.student, ws.runtime, rt, ws.scratch):
+        for d in (root, ws.runtime, rt, ws.scratch):
             os.chmod(d, 0o755)
         for dirpath, dirnames, _ in os.walk(ws.student):
             os.chmod(dirpath, 0o755)
