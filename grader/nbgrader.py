@@ -213,20 +213,10 @@ def student_files(course: Course, dest: Path) -> list[Path]:
 
     with tempfile.TemporaryDirectory(prefix="nbgrader-release-") as tmp:
         out = Path(tmp) / "release"
-        release(course, out)
+        release(course, out, nbgrader=True)
         shutil.rmtree(out / "notebooks", ignore_errors=True)  # nbgrader only handles notebooks at the top level
-        (out / "README.md").write_text(STUDENT_README.format(title=course.title, package=course.student_package), encoding="utf-8")
         shutil.copytree(out, dest, dirs_exist_ok=True)
     return sorted(p for p in dest.rglob("*") if p.is_file())
-
-
-STUDENT_README = """\
-# {title}
-
-Fill in the functions in `{package}/` that raise `NotImplementedError`; the notebooks call them as you go.
-Check yourself with `pytest` (a stub shows as *skipped: not implemented yet*). Submit the whole folder:
-`grading.ipynb` is how your instructor grades your `{package}/*.py` files.
-"""
 
 
 def exclude_overwriting(course: Course, stubs: Sequence[str]) -> list[str]:

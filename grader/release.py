@@ -93,7 +93,7 @@ Exercises with self-checks (use the name after `-m`): {checked}.
 {unchecked}
 ## The notebooks
 
-    jupyter lab notebooks/
+    jupyter lab {notebooks}
 
 01 convolution, 02 padding and strides, 03 max pooling, 04 the MNIST convnet. They call your own
 functions: a stub shows one line, "not implemented yet", instead of a traceback.
@@ -106,13 +106,21 @@ To check the files: `python -m coursekit.mnist verify`.
 
 ## Hand in
 
-Your `exercises/` folder (or a zip of it). The grader runs hidden tests against your functions; the
-public ones here are only a first check.
+{hand_in}
 
 | exercise | module | points |
 |---|---|---:|
 {rows}
 """
+
+HAND_IN_FOLDER = """\
+Your `exercises/` folder (or a zip of it). The grader runs hidden tests against your functions; the
+public ones here are only a first check."""
+
+HAND_IN_NBGRADER = """\
+Submit the whole assignment folder as your course's nbgrader asks. `grading.ipynb` is how your
+instructor grades your `exercises/*.py` files with the hidden tests; the public ones here are only a
+first check."""
 
 MNIST_BUNDLED = """\
 The four MNIST files are included in `data/mnist/`; the loader finds them there (course.yml's
@@ -158,7 +166,8 @@ def checked_ids(course: Course, public_tests: Path) -> list[str]:
     return [e.id for e in course.exercises if re.search(rf"\bpytest\.mark\.{e.id}\b", text)]
 
 
-def _readme(course: Course, pins: dict[str, str], checked: list[str], mnist_url: str, with_data: bool) -> str:
+def _readme(course: Course, pins: dict[str, str], checked: list[str], mnist_url: str, with_data: bool,
+            nbgrader: bool = False) -> str:
     unchecked = [e.id for e in course.exercises if e.id not in checked]
     note = ""
     if unchecked:
@@ -168,7 +177,8 @@ def _readme(course: Course, pins: dict[str, str], checked: list[str], mnist_url:
     rows = "\n".join(f"| {e.id}{' (bonus)' if e.bonus else ''} | {e.module}.py | {e.points:g} |" for e in course.exercises)
     mnist = MNIST_BUNDLED if with_data else MNIST_DOWNLOAD.format(url=mnist_url)
     return STUDENT_README.format(title=course.title, rows=rows, checked=", ".join(f"`{i}`" for i in checked),
-                                 unchecked=note, mnist=mnist, **pins)
+                                 unchecked=note, mnist=mnist, notebooks="." if nbgrader else "notebooks/",
+                                 hand_in=HAND_IN_NBGRADER if nbgrader else HAND_IN_FOLDER, **pins)
 
 
 def _copy_tree(src: Path, dst: Path, patterns: tuple[str, ...]) -> list[Path]:
@@ -183,8 +193,11 @@ def _copy_tree(src: Path, dst: Path, patterns: tuple[str, ...]) -> list[Path]:
     return written
 
 
-def release(course: Course, out: Path, *, with_data: bool = False, mnist_url: Optional[str] = None) -> list[Path]:
+def release(course: Course, out: Path, *, with_data: bool = False, mnist_url: Optional[str] = None,
+            nbgrader: bool = False) -> list[Path]:
     """Write the student release into ``out`` (which must be new or empty); returns the files.
+
+    ``nbgrader``: the README for an nbgrader assignment (notebooks beside it, handed in through nbgrader).
 
     ``with_data`` bundles the four MNIST ``.gz`` files (verified) into ``out/data/mnist``;
     ``mnist_url`` is the kit's download mirror (default: course.yml's, else :data:`PUBLIC_MNIST_MIRROR`).
@@ -223,7 +236,8 @@ def release(course: Course, out: Path, *, with_data: bool = False, mnist_url: Op
 
     (out / "course.yml").write_text(_course_yml(course, mnist_url), encoding="utf-8")
     (out / "pyproject.toml").write_text(STUDENT_PYPROJECT.format(**pins), encoding="utf-8")
-    readme = _readme(course, pins, checked_ids(course, root / "tests" / "public"), mnist_url, mnist_source is not None)
+    readme = _readme(course, pins, checked_ids(course, root / "tests" / "public"), mnist_url, mnist_source is not None,
+                     nbgrader)
     (out / "README.md").write_text(readme, encoding="utf-8")
     written += [out / "course.yml", out / "pyproject.toml", out / "README.md"]
     return written

@@ -123,6 +123,13 @@ def full_course(tmp_path_factory) -> Path:
     return out
 
 
+def test_the_assignment_readme_is_the_release_readme_for_nbgrader(full_course):
+    """One student README template: the kit's set-up (pinned torch first), nbgrader's way of handing in."""
+    readme = (full_course / "source" / ASSIGNMENT / "README.md").read_text(encoding="utf-8")
+    assert "pip install torch==" in readme and "pytest -m conv2d" in readme
+    assert "grading.ipynb" in readme and "jupyter lab .\n" in readme and "notebooks/" not in readme
+
+
 def test_one_autograder_cell_per_exercise_with_course_points(full_course):
     nb = nbformat.read(str(full_course / "source" / ASSIGNMENT / "grading.ipynb"), as_version=4)
     nbformat.validate(nb)

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from grader.sandbox import bwrap as bw
-from grader.sandbox import launcher
+from grader.sandbox import launcher, seccomp_filter
 from grader.sandbox_runtime import wire
 from grader.sandbox.launcher import Sandbox, SandboxLimits, Worker
 
@@ -467,6 +467,35 @@ def test_cannot_signal_the_grader(tmp_path, mode):
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert r.ok and r.value != "sent"
+
+
+@pytest.mark.skipif(not seccomp_filter.supported(), reason="libseccomp not available")
+def test_syscall_filter_denies_debugging_mounts_namespaces_and_signals_but_not_threads(tmp_path, mode):
+    import pyseccomp
+
+    names = ("ptrace", "mount", "unshare", "kill", "socket", "clone3")
+    numbers = {n: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, n) for n in names}  # numbers of this arch
+    src = """
+    import ctypes, errno, os, threading
+    def probe(numbers):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        def call(name, *args):
+            rc = libc.syscall(ctypes.c_long(numbers[name]), *(ctypes.c_long(a) for a in args))
+            return "ok" if rc >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+        ran = []
+        t = threading.Thread(target=lambda: ran.append("ran"))
+        t.start()
+        t.join()
+        return {"thread": ran, "ptrace": call("ptrace", 3, os.getppid(), 0, 0),  # PEEKUSER: ESRCH unfiltered
+                "mount": call("mount", 0, 0, 0, 0, 0), "unshare": call("unshare", 0x10000000),  # CLONE_NEWUSER
+                "kill_other": call("kill", os.getppid(), 0), "socket": call("socket", 2, 1, 0),  # AF_INET, STREAM
+                "clone3": call("clone3", 0, 0), "kill_self": call("kill", os.getpid(), 0)}
+    """
+    (r,), _ = run(tmp_path, mode, src, ("probe", [numbers]))
+    assert r.ok, r
+    assert r.value == {"thread": ["ran"], "ptrace": "EPERM", "mount": "EPERM", "unshare": "EPERM",
+                       "kill_other": "EPERM", "socket": "EPERM", "clone3": "ENOSYS", "kill_self": "ok"}
 
 
 @pytest.mark.skipif("bwrap" not in MODES, reason="bubblewrap not available")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.sandbox import seccomp_filter
 from grader.sandbox_runtime import landlock, seccomp
 
 GRADER_DIR = Path(__file__).resolve().parents[1] / "grader"
@@ -54,23 +55,68 @@ def attempt(f) -> str:
         return f"ValueError: {e}"
 
 
-def test_program_is_well_formed():
-    prog = seccomp.build_program(own_pid=1234)
-    code = seccomp.assemble(prog)
-    assert len(code) == 8 * len(prog) < 8 * 4096
-    first = struct.unpack("<HBBI", code[:8])
-    assert first == (0x20, 0, 0, 4)  # load the architecture first
-    assert prog[-1] == (0x06, 0, 0, 0x7FFF0000)  # default: allow
-    with_processes = seccomp.build_program(own_pid=1, block_processes=False)
-    assert len(with_processes) < len(prog)
+@pytest.mark.skipif(not seccomp_filter.supported(), reason="libseccomp not available")
+def test_program_is_built_by_libseccomp_for_this_architecture():
+    import pyseccomp
+
+    code = seccomp_filter.build(block_processes=True)
+    assert len(code) % 8 == 0 and 0 < len(code) < 8 * 4096
+    prog = [struct.unpack_from("<HBBI", code, i) for i in range(0, len(code), 8)]
+    assert prog[0] == (0x20, 0, 0, 4)  # load the architecture first...
+    assert prog[1][0] == 0x15 and prog[1][3] == pyseccomp.system_arch()  # ...and compare it with ours
+    assert (0x06, 0, 0, 0x80000000) in prog  # another ABI kills the process
+    assert sum(k == seccomp.PID_PLACEHOLDER for _, _, _, k in prog) >= 1  # signals: placeholder for the pid
+    assert len(seccomp_filter.build(block_processes=False)) < len(code)
+    cfg = seccomp_filter.for_worker(block_processes=True)
+    assert bytes.fromhex(cfg["program"]) == code and cfg["syscall"] > 0
 
 
-@pytest.mark.skipif(not seccomp.supported(), reason="seccomp filter is built for x86_64 only")
+@pytest.mark.skipif(not seccomp_filter.supported(), reason="libseccomp not available")
+def test_install_points_the_signal_rules_at_the_given_pid():
+    code = seccomp_filter.build(block_processes=True)
+    patched = seccomp.with_pid(code, 4321)
+    assert len(patched) == len(code) and patched != code
+    ks = [struct.unpack_from("<HBBI", patched, i)[3] for i in range(0, len(patched), 8)]
+    assert seccomp.PID_PLACEHOLDER not in ks and 4321 in ks
+    for bad in (b"", b"x" * 7, b"\0" * 8 * 4097):
+        with pytest.raises(ValueError):
+            seccomp.with_pid(bad, 1)
+
+
+def test_without_libseccomp_there_is_no_filter_and_a_clear_reason(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyseccomp", None)  # import fails as if the library were missing
+    assert not seccomp_filter.supported()
+    assert "libseccomp is not available" in seccomp_filter.problem()
+
+
+def _install(block_processes: bool = True) -> None:
+    cfg = seccomp_filter.for_worker(block_processes)
+    seccomp.install(bytes.fromhex(cfg["program"]), own_pid=os.getpid(), syscall_nr=cfg["syscall"])
+
+
+def _libc_syscall(name: str, *args: int) -> str:
+    """Call a raw system call by name (libseccomp resolves the number); errno name or "ok"."""
+    import ctypes
+
+    import pyseccomp
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+    rc = libc.syscall(ctypes.c_long(nr), *(ctypes.c_long(a) for a in args))
+    return "ok" if rc >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+
+
+@pytest.mark.skipif(not seccomp_filter.supported(), reason="libseccomp not available")
 def test_filter_denies_what_numerics_never_need():
+    import fcntl
     import subprocess
+    import termios
 
     def child():
-        seccomp.install(own_pid=os.getpid())
+        _install()
         import numpy as np
 
         box = {}
@@ -78,6 +124,7 @@ def test_filter_denies_what_numerics_never_need():
         t.start()
         t.join()
         res = __import__("resource")
+        tty = os.open("/dev/null", os.O_RDONLY)
         return {
             "thread": box.get("thread"),
             "numpy": float(np.linalg.norm(np.ones(4))),
@@ -91,7 +138,13 @@ def test_filter_denies_what_numerics_never_need():
             "kill_self": attempt(lambda: os.kill(os.getpid(), 0)),
             "raise_limit": attempt(lambda: res.setrlimit(res.RLIMIT_NOFILE, res.getrlimit(res.RLIMIT_NOFILE))),
             "read_limit": attempt(lambda: res.getrlimit(res.RLIMIT_NOFILE)),
-            "unshare": attempt(lambda: os.unshare(os.CLONE_NEWUSER)) if hasattr(os, "unshare") else "EPERM",
+            "unshare": _libc_syscall("unshare", 0x10000000),  # CLONE_NEWUSER (os.unshare is 3.12+)
+            "ptrace": _libc_syscall("ptrace", 3, os.getppid(), 0, 0),  # PEEKUSER: ESRCH if unfiltered
+            "mount": _libc_syscall("mount", 0, 0, 0, 0, 0),
+            "clone3": _libc_syscall("clone3", 0, 0),
+            "clone_newns": _libc_syscall("clone", 0x00020000 | 17, 0, 0, 0, 0),  # CLONE_NEWNS | SIGCHLD
+            "tiocsti": attempt(lambda: fcntl.ioctl(tty, termios.TIOCSTI, b"x")),
+            "tiocsti_high_bits": _libc_syscall("ioctl", tty, (1 << 32) | termios.TIOCSTI, 0),
         }
 
     out = in_child(child)
@@ -101,6 +154,25 @@ def test_filter_denies_what_numerics_never_need():
     assert out["fork"] == out["exec"] == out["kill_parent"] == out["kill_group"] == "EPERM"
     assert out["kill_self"] == "ok" and out["read_limit"] == "ok"
     assert out["raise_limit"] != "ok" and out["unshare"] == "EPERM"
+    assert out["ptrace"] == out["mount"] == out["clone_newns"] == "EPERM" and out["clone3"] == "ENOSYS"
+    assert out["tiocsti"] == out["tiocsti_high_bits"] == "EPERM"
+
+
+@pytest.mark.skipif(not seccomp_filter.supported(), reason="libseccomp not available")
+def test_filter_without_process_blocking_allows_fork_but_still_no_namespaces():
+    def child():
+        _install(block_processes=False)
+
+        def fork_and_wait():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+
+        return {"fork": attempt(fork_and_wait), "unshare": _libc_syscall("unshare", 0x10000000),
+                "kill_parent": attempt(lambda: os.kill(os.getppid(), 0))}
+
+    assert in_child(child) == {"fork": "ok", "unshare": "EPERM", "kill_parent": "EPERM"}
 
 
 @pytest.mark.skipif(landlock.abi_version() < 1, reason="Landlock not available")

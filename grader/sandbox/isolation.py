@@ -9,7 +9,8 @@ import os
 import sys
 
 from . import bwrap as bw
-from ..sandbox_runtime import landlock, seccomp
+from . import seccomp_filter
+from ..sandbox_runtime import landlock
 
 __all__ = ["WorkerError", "bwrap_settings", "choose_mode", "describe", "isolation_available"]
 
@@ -55,7 +56,7 @@ def describe(mode: str, applied: dict | None = None) -> str:
         return "none (--allow-unsandboxed)"
     parts = ["bubblewrap" if mode == "bwrap" else "landlock"]
     if applied is None or applied.get("seccomp"):
-        if applied is not None or seccomp.supported():
+        if applied is not None or seccomp_filter.supported():
             parts.append("seccomp")
     if applied is None or applied.get("rlimits"):
         parts.append("rlimits")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..sandbox_runtime import seccomp
+from . import seccomp_filter
 from .view import SYSTEM_TREES, PythonView, visible_packages
 
 __all__ = ["SandboxLimits", "grant_except", "worker_config", "worker_env"]
@@ -43,6 +43,12 @@ class SandboxLimits:
         return visible_packages(self.packages, self.forbidden_imports)
 
 
+def preload(lim: SandboxLimits) -> list[str]:
+    """What is imported before any student file: numpy, and torch where the worker may see it (a torch
+    worker). The fork server imports these once for all its workers."""
+    return [p for p in ("numpy", "torch") if p in lim.visible_packages()]
+
+
 def worker_config(lim: SandboxLimits, mode: str, package: str, view: PythonView, student_root: str,
                   runtime_root: str, scratch: str) -> dict:
     """The worker's ``init`` frame: its rlimits, seccomp, guard lists, ``sys.path`` and Landlock grants
@@ -56,9 +62,9 @@ def worker_config(lim: SandboxLimits, mode: str, package: str, view: PythonView,
         "student_root": student_root,
         "sys_path": list(view.sys_path),
         "rlimits": rl,
-        "seccomp": mode != "none" and seccomp.supported(),
-        "block_processes": not (lim.allow_subprocesses and mode == "bwrap"),
-        "preload": [p for p in ("numpy", "torch") if p in lim.visible_packages()],
+        "seccomp": (seccomp_filter.for_worker(block_processes=not (lim.allow_subprocesses and mode == "bwrap"))
+                    if mode != "none" and seccomp_filter.supported() else None),
+        "preload": preload(lim),
         "forbidden_imports": list(lim.forbidden_imports),
         "forbidden_calls": list(lim.forbidden_calls),
         "forbidden_paths": list(view.forbidden),
@@ -84,7 +90,7 @@ def worker_env(lim: SandboxLimits, home: str, tmp: str) -> dict[str, str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
            "USER": "student", "LOGNAME": "student", "MALLOC_ARENA_MAX": "2", "PYTHONIOENCODING": "utf-8"}
     threads = lim.threads
-    if "torch" not in lim.visible_packages():
+    if "torch" not in preload(lim):
         threads = 1  # small arrays: BLAS threads only contend (and their start-up costs ~60 ms)
     if threads:
         for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

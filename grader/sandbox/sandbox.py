@@ -26,7 +26,7 @@ from pathlib import Path
 from . import bwrap as bw
 from .channel import Channel, grow_pipe, set_nonblocking
 from .isolation import WorkerError, bwrap_settings, choose_mode
-from .policy import SandboxLimits, worker_env
+from .policy import SandboxLimits, preload, worker_env
 from .process import Capture, Namespace, finalize, kill_quietly, killpg_quietly
 from .view import PythonView, linked_view, python_view
 from .workspace import RUNTIME_PACKAGE, WorkerDirError, create_worker_dir
@@ -158,8 +158,7 @@ class Sandbox:
         self._out.start()
         self._err.start()
         self._finalizer = weakref.finalize(self, finalize, self._proc, self._proc.pid, self._ns, self._ws)
-        preload = [p for p in ("numpy", "torch") if p in lim.visible_packages()]
-        self._send({"op": "init", "sys_path": list(view.sys_path), "preload": preload, "scratch": self.scratch})
+        self._send({"op": "init", "sys_path": list(view.sys_path), "preload": preload(lim), "scratch": self.scratch})
         self._reader = threading.Thread(target=self._read_messages, daemon=True)
         self._reader.start()
 

@@ -4,13 +4,14 @@ Every module of this folder (and only those) is copied into a worker's workspace
 ``_grader_sandbox`` (see :func:`grader.sandbox.workspace.create_worker_dir`) and runs there next to the
 student's modules:
 
-* ``worker``    - the entry point: confines itself, then serves requests;
+* ``zygote``    - the fork server: imports numpy/torch once, forks a fresh worker per exercise;
+* ``worker``    - one exercise's worker: confines itself, then serves requests;
 * ``wire``      - frames and values on the pipes (JSON header + raw array bytes, never pickle); the one
   module the trusted side (:mod:`grader.sandbox.launcher`) also imports, to read what workers send with
   size caps and strict validation;
 * ``guard``     - forbidden imports/calls, reported the moment they happen;
-* ``seccomp``, ``landlock`` - the system-call filter and the fallback filesystem sandbox (the launcher
-  also asks them whether this kernel supports them);
+* ``seccomp`` - installs the system-call filter the grader built (:mod:`grader.sandbox.seccomp_filter`);
+* ``landlock`` - the fallback filesystem sandbox (the launcher also asks it whether this kernel supports it);
 * ``torch_ops`` - describe / train / predict a student's torch model inside the worker.
 
 Nothing here imports the trusted side (``grader.sandbox``, ``grader.suites``, ``solutions``, anything

@@ -112,11 +112,10 @@ class RequestLoop:
             from . import seccomp
 
             try:
-                seccomp.install(own_pid=os.getpid(), block_processes=cfg.get("block_processes", True))
+                seccomp.install(bytes.fromhex(cfg["seccomp"]["program"]), own_pid=os.getpid(),
+                                syscall_nr=cfg["seccomp"]["syscall"])
                 self.applied["seccomp"] = True
-            except OSError as e:
-                if cfg.get("seccomp") == "required":
-                    raise
+            except (OSError, ValueError) as e:
                 self.applied["seccomp"] = False
                 self.applied["seccomp_error"] = str(e)
         marks["confined"] = time.perf_counter()
