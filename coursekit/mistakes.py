@@ -494,7 +494,7 @@ def same(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
         return bool(np.isclose(a64, b64, rtol=rtol, atol=atol * scale, equal_nan=True).all())
     if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
         return (isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b)
-                and all(same(x, y, rtol, atol) for x, y in zip(a, b)))
+                and all(same(x, y, rtol, atol) for x, y in zip(a, b, strict=True)))
     if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float, np.number)) and isinstance(b, (int, float, np.number)):

@@ -165,7 +165,7 @@ def _difference(got: Any, expected: Any, atol: float) -> Optional[str]:
         if isinstance(got, (list, tuple)) and isinstance(expected, (list, tuple)):
             if len(got) != len(expected):
                 return f"{len(got)} items, expected {len(expected)}"
-            for k, (g, e) in enumerate(zip(got, expected)):
+            for k, (g, e) in enumerate(zip(got, expected, strict=True)):
                 problem = _difference(g, e, atol)
                 if problem:
                     return f"item {k}: {problem}"

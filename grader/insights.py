@@ -224,7 +224,7 @@ def _statuses(data: dict[str, Any]) -> str:
         counts = [data["statuses"][ex].get(status, 0) for ex in exercises]
         if any(counts):
             ax.barh(exercises, counts, left=left, color=colours[status], label=status)
-            left = [a + b for a, b in zip(left, counts)]
+            left = [a + b for a, b in zip(left, counts, strict=True)]
     ax.invert_yaxis()
     ax.set_xlabel("students")
     ax.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))

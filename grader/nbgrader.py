@@ -9,7 +9,7 @@ The course folder it writes::
         01_...ipynb ...         the course notebooks, their text cells read-only
         grading.ipynb           one locked autograder cell per exercise, points from course.yml
 
-Each autograder cell runs :func:`autograde_cell`, which grades the student's ``exercises/*.py``
+Each autograder cell runs :func:`grader.nbgrader_cell.autograde_cell`, which grades the student's ``exercises/*.py``
 with the hidden suites of the installed grader: student code runs in the sandbox, never in the
 notebook kernel, and the cell's value is the points earned (nbgrader's partial-credit rule).
 The functions below are one transformation each, in the spirit of nbgrader's preprocessors.
@@ -17,25 +17,18 @@ The functions below are one transformation each, in the spirit of nbgrader's pre
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import os
-import re
 import shutil
 import sys
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from coursekit.course import DEFAULT_COURSE_FILE, Course, Exercise, load_course
+from coursekit.course import DEFAULT_COURSE_FILE, Course, Exercise
 
-#: Environment variable naming the submission folder an autograder cell grades (set by GradingExecute).
-SUBMISSION_ENV = "GRADER_NBGRADER_SUBMISSION"
 #: The notebook holding the autograder cells.
 GRADING_NOTEBOOK = "grading"
 DEFAULT_ASSIGNMENT = "convnets"
@@ -44,17 +37,12 @@ DEFAULT_ASSIGNMENT = "convnets"
 CELL_TIMEOUT_MARGIN_S = 300
 #: What nbgrader leaves in place of a solution block in a notebook (the default raises).
 CODE_STUB = "# YOUR CODE HERE\n"
-MAX_MESSAGE_LINES = 12
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 class NbgraderSetupError(RuntimeError):
     """nbgrader cannot work in this environment; the message says what to do."""
-
-
-class AutogradeError(RuntimeError):
-    """The grader could not grade the exercise: the cell fails (0 points) instead of guessing."""
 
 
 # --------------------------------------------------------------------------- environment checks
@@ -111,7 +99,7 @@ def autograder_cell(exercise: Exercise, package: str = "exercises") -> NotebookN
               f"the course's hidden tests run on your\n"
               f"# {package}/{exercise.module}.py, in a sandbox, when your instructor grades the assignment.\n"
               "### BEGIN HIDDEN TESTS\n"
-              "from grader.nbgrader import autograde_cell\n"
+              "from grader.nbgrader_cell import autograde_cell\n"
               f"autograde_cell({exercise.id!r}, points={exercise.points:g})\n"
               "### END HIDDEN TESTS")
     cell = new_code_cell(source)
@@ -367,110 +355,6 @@ def check_command(args: argparse.Namespace) -> int:
     print(f"{len(ok)} submissions of {args.assignment} can be autograded; {len(refused)} refused"
           + (" (`nbgrader autograde` will not grade them; ask those students to resubmit plain files)" if refused else ""))
     return 1 if refused else 0
-
-
-# --------------------------------------------------------------------------- the autograder cell
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Keep stderr out of the cell while grading: Python's ``sys.stderr``, warnings, and file
-    descriptor 2 (which child processes inherit and ipykernel forwards). nbgrader gives 0 points
-    to a cell with any stderr output, so what the grader writes there is discarded."""
-    sys.stderr.flush()
-    saved_fd = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            os.dup2(sink.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved_fd, 2)
-    finally:
-        os.close(saved_fd)
-
-
-def describe(result, isolation: str) -> str:
-    """The cell's printed feedback: score, status and each failed test's message."""
-    lines = [f"{result.id}{' (bonus)' if result.bonus else ''}: {result.score:g} / {result.max_score:g} points, "
-             f"{result.status.replace('_', ' ')}" + (f" (sandbox: {isolation})" if isolation else "")]
-    if result.message:
-        lines.append(_clip(result.message, "  "))
-    if result.status in ("not_implemented", "missing", "forbidden", "timeout"):
-        return "\n".join(lines)  # the message says it all; every test failed the same way
-    for test in result.tests:
-        if not test.passed and test.message and test.message != result.message and not test.message.startswith("not run:"):
-            lines.append(f"  ✗ {test.name} ({test.points:g} / {test.max_points:g})")
-            lines.append(_clip(test.message, "      "))
-    return "\n".join(lines)
-
-
-def _clip(text: str, indent: str) -> str:
-    lines = text.splitlines()
-    if len(lines) > MAX_MESSAGE_LINES:
-        lines = lines[:MAX_MESSAGE_LINES] + ["…"]
-    return "\n".join(indent + line for line in lines)
-
-
-def autograde_cell(exercise_id: str, points: Optional[float] = None) -> float:
-    """Grade one exercise of the submission and return the points earned (for an autograder cell).
-
-    The submission is ``$GRADER_NBGRADER_SUBMISSION`` (set by the autograde preprocessor), else the
-    current folder. The value is nbgrader's partial credit: a cell whose result is a number between
-    0 and its points scores that number. Nothing is written to stderr; a grader failure raises
-    :class:`AutogradeError` (nbgrader then gives 0) rather than report a made-up score.
-    """
-    submission = Path(os.environ.get(SUBMISSION_ENV) or os.getcwd())
-    failure = ""
-    with quiet_stderr():
-        try:
-            from .grade import grade_submission
-
-            course = load_course()
-            exercise = course.exercise(exercise_id)
-            if points is not None and float(points) != float(exercise.points):
-                raise AutogradeError(f"this cell is worth {points:g} points but course.yml gives {exercise_id} "
-                                     f"{exercise.points:g}: re-run `grader nbgrader init` and `nbgrader generate_assignment`")
-            report = grade_submission(submission, course, only=[exercise_id])
-        except Exception as exc:  # reported below, outside the redirect, without the grader's traceback
-            failure = f"{type(exc).__name__}: {exc}"
-    if failure:
-        _short_tracebacks()
-        raise AutogradeError(public_text(f"the grader could not grade {exercise_id}: {failure}", submission))
-    result = report.exercise(exercise_id)
-    print(public_text(describe(result, report.isolation), submission))
-    return round(max(0.0, min(float(result.score), float(exercise.points))), 6)
-
-
-#: An absolute path of two or more parts (not part of a word, a number or a URL).
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"<>:]+/)+([^\s/'\"<>:]*)")
-
-
-def public_text(text: str, submission: Optional[Path] = None) -> str:
-    """``text`` without paths of the instructor's machine: the submission folder becomes "your
-    submission", any other absolute path its last part (``…/name``)."""
-    if submission is not None:
-        for form in {str(submission), str(Path(submission).resolve())}:
-            text = text.replace(form, "your submission")
-    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), text)
-
-
-def _short_tracebacks() -> None:
-    """In an IPython kernel, show an :class:`AutogradeError` as its one-line message: the traceback
-    would show the grader's files and the course folder to the student in the feedback page."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is None:
-        return
-
-    def one_line(self: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
-        stb = [f"{etype.__name__}: {value}"]
-        self._showtraceback(etype, value, stb)
-        return stb
-
-    shell.set_custom_exc((AutogradeError,), one_line)
 
 
 # --------------------------------------------------------------------------- command line

@@ -31,7 +31,8 @@ from nbgrader.converters.autograde import Autograde
 from nbgrader.converters.generate_feedback import GenerateFeedback
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 
-from .nbgrader import SUBMISSION_ENV, submission_problem
+from .nbgrader import submission_problem
+from .nbgrader_cell import SUBMISSION_ENV
 
 
 @contextlib.contextmanager

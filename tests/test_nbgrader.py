@@ -24,6 +24,7 @@ pytest.importorskip("nbgrader", reason="nbgrader is in the dev extra: pip instal
 
 from coursekit.course import load_course  # noqa: E402
 from grader import nbgrader as nbg  # noqa: E402
+from grader import nbgrader_cell as nbc  # noqa: E402
 from grader.cli import main  # noqa: E402
 from grader.stubs import BEGIN, END, render_stubs  # noqa: E402
 from grading_helpers import reference_submission  # noqa: E402
@@ -241,8 +242,8 @@ def test_autograde_cell_gives_partial_credit_and_keeps_stderr_clean(tmp_path, mo
             os.write(2, b"raw stderr")
             return (n - k) // stride + 1          # forgets the padding
         """})
-    monkeypatch.setenv(nbg.SUBMISSION_ENV, str(sub))
-    score = nbg.autograde_cell("conv_output_size", points=5)
+    monkeypatch.setenv(nbc.SUBMISSION_ENV, str(sub))
+    score = nbc.autograde_cell("conv_output_size", points=5)
     out, err = capfd.readouterr()
     assert 0 < score < 5, out
     assert err == ""
@@ -255,24 +256,24 @@ def test_autograde_cell_survives_os_exit_in_student_code(tmp_path, monkeypatch, 
         def avgpool2d(x, kernel_size, stride=None):
             os._exit(0)
         """}).parent
-    monkeypatch.setenv(nbg.SUBMISSION_ENV, str(sub))
-    assert nbg.autograde_cell("avgpool2d", points=5) == 0
-    assert nbg.autograde_cell("maxpool2d") == COURSE.exercise("maxpool2d").points  # same module, still graded
+    monkeypatch.setenv(nbc.SUBMISSION_ENV, str(sub))
+    assert nbc.autograde_cell("avgpool2d", points=5) == 0
+    assert nbc.autograde_cell("maxpool2d") == COURSE.exercise("maxpool2d").points  # same module, still graded
     assert capfd.readouterr().err == ""
 
 
 def test_autograde_cell_fails_loudly_instead_of_guessing(tmp_path, monkeypatch, capfd):
-    monkeypatch.setenv(nbg.SUBMISSION_ENV, str(tmp_path))
-    with pytest.raises(nbg.AutogradeError, match="course.yml"):
-        nbg.autograde_cell("conv_output_size", points=7)
+    monkeypatch.setenv(nbc.SUBMISSION_ENV, str(tmp_path))
+    with pytest.raises(nbc.AutogradeError, match="course.yml"):
+        nbc.autograde_cell("conv_output_size", points=7)
 
     def broken(*args, **kwargs):
         print("grader internals", file=sys.stderr)
         raise RuntimeError("suite crashed")
 
     monkeypatch.setattr("grader.grade.grade_submission", broken)
-    with pytest.raises(nbg.AutogradeError, match="suite crashed"):
-        nbg.autograde_cell("conv_output_size")
+    with pytest.raises(nbc.AutogradeError, match="suite crashed"):
+        nbc.autograde_cell("conv_output_size")
     assert capfd.readouterr().err == ""
 
 
@@ -316,7 +317,7 @@ def test_public_text_keeps_instructor_paths_out(tmp_path):
     sub = tmp_path / "autograded" / "eve" / ASSIGNMENT
     text = (f"cannot grade in {sub}: File \"/home/prof/venv/lib/python3.11/site-packages/grader/grade.py\", "
             f"line 3; 1/2 of x / y; see https://example.org/a/b")
-    public = nbg.public_text(text, sub)
+    public = nbc.public_text(text, sub)
     assert str(tmp_path) not in public and "/home/prof" not in public
     assert "your submission" in public and "…/grade.py" in public
     assert "1/2 of x / y" in public and "https://example.org/a/b" in public
@@ -325,9 +326,9 @@ def test_public_text_keeps_instructor_paths_out(tmp_path):
 def test_autograde_cell_failure_shows_no_instructor_path(tmp_path, monkeypatch, capfd):
     sub = reference_submission(tmp_path / "secret-course" / "autograded" / "eve" / COURSE.student_package).parent
     (sub / "link.txt").symlink_to("/proc/self/environ")
-    monkeypatch.setenv(nbg.SUBMISSION_ENV, str(sub))
-    with pytest.raises(nbg.AutogradeError) as info:
-        nbg.autograde_cell("conv_output_size")
+    monkeypatch.setenv(nbc.SUBMISSION_ENV, str(sub))
+    with pytest.raises(nbc.AutogradeError) as info:
+        nbc.autograde_cell("conv_output_size")
     assert "symbolic link" in str(info.value) and "secret-course" not in str(info.value)
     assert capfd.readouterr().err == ""
 
@@ -339,21 +340,21 @@ def test_autograde_error_shows_as_one_line_in_a_kernel(tmp_path, monkeypatch, ca
 
     sub = reference_submission(tmp_path / "secret-course" / "autograded" / "eve" / COURSE.student_package).parent
     (sub / "link.txt").symlink_to("/proc/self/environ")
-    monkeypatch.setenv(nbg.SUBMISSION_ENV, str(sub))
+    monkeypatch.setenv(nbc.SUBMISSION_ENV, str(sub))
     shell = InteractiveShell.instance()
     try:
-        result = shell.run_cell("from grader.nbgrader import autograde_cell\nautograde_cell('conv_output_size')")
+        result = shell.run_cell("from grader.nbgrader_cell import autograde_cell\nautograde_cell('conv_output_size')")
         out = capfd.readouterr().out
     finally:
         InteractiveShell.clear_instance()
-    assert isinstance(result.error_in_exec, nbg.AutogradeError)
+    assert isinstance(result.error_in_exec, nbc.AutogradeError)
     assert "AutogradeError: the grader could not grade conv_output_size" in out and "symbolic link" in out
     assert "secret-course" not in out and "Traceback" not in out and str(ROOT) not in out
 
 
 # ----------------------------------------------------------------------------- the real nbgrader, end to end
 MALLORY_CELL = """\
-import grader.nbgrader as g
+import grader.nbgrader_cell as g
 g.autograde_cell = lambda exercise_id, points=None: float(points)   # every cell full marks
 """
 
@@ -383,7 +384,7 @@ def graded_course(tmp_path_factory) -> Path:
     shadow = submit("stan").parent / "grader"
     shadow.mkdir()
     (shadow / "__init__.py").write_text("")
-    (shadow / "nbgrader.py").write_text(SHADOW_GRADER)
+    (shadow / "nbgrader_cell.py").write_text(SHADOW_GRADER)
     # mallory: a partial answer, stderr chatter, os._exit in one exercise, and a cell that rewrites the scores
     reference_submission(submit("mallory"), {
         "strides": """

@@ -116,7 +116,7 @@ def _weakened(monkeypatch):
 
         monkeypatch.setattr(bw, "argv", weak_argv)
     if "nocap" in WEAKEN:
-        monkeypatch.setattr(wire.WireLimits, "__init__", _uncapped_limits_init)
+        monkeypatch.setattr(wire.FrameCaps, "__init__", _uncapped_limits_init)
 
 
 def _uncapped_limits_init(self, *a, **k):

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from grader.sandbox_runtime import wire
-from grader.sandbox_runtime.wire import FrameAssembler, InvalidValue, WireError, WireLimits
+from grader.sandbox_runtime.wire import FrameAssembler, InvalidValue, WireError, FrameCaps
 
 DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
           np.float16, np.float32, np.float64]
 
 
-def roundtrip(value, limits: WireLimits = WireLimits(), restore_layout: bool = False, piece: int | None = None):
+def roundtrip(value, limits: FrameCaps = FrameCaps(), restore_layout: bool = False, piece: int | None = None):
     data = b"".join(bytes(memoryview(c)) for c in wire.encode_frame("result", {"x": 1}, value, has_value=True))
     asm = FrameAssembler(limits, restore_layout)
     frames, pos = [], 0
@@ -124,7 +124,7 @@ def test_nesting_and_size_limits_on_encoding():
     with pytest.raises(InvalidValue, match="nested"):
         wire.encode_value(deep)
     with pytest.raises(InvalidValue, match="items"):
-        wire.encode_value(list(range(100)), WireLimits(max_items=50))
+        wire.encode_value(list(range(100)), FrameCaps(max_items=50))
 
 
 # ----------------------------------------------------------------------------------------- hostile frames
@@ -137,7 +137,7 @@ def frame_bytes(header: dict | bytes, body: bytes = b"", declared_body: int | No
     return wire.PREFIX.pack(magic, len(head), n) + head + body
 
 
-def feed(data: bytes, limits: WireLimits = WireLimits()):
+def feed(data: bytes, limits: FrameCaps = FrameCaps()):
     asm = FrameAssembler(limits)
     pos = 0
     while pos < len(data):
@@ -157,7 +157,7 @@ def test_declared_sizes_are_refused_before_allocation():
     with pytest.raises(WireError, match="header of"):
         feed(wire.PREFIX.pack(wire.MAGIC, 2**31, 0))
     with pytest.raises(WireError, match="exceeds 1000"):
-        feed(frame_bytes({"k": "result"}, declared_body=1001), WireLimits(max_body_bytes=1000))
+        feed(frame_bytes({"k": "result"}, declared_body=1001), FrameCaps(max_body_bytes=1000))
 
 
 ok_table = [["<f8", [2], 0, 16]]

@@ -46,7 +46,7 @@ class Channel:
         self.req_w, self.res_r = req_w, res_r
         set_nonblocking(req_w)
         set_nonblocking(res_r)
-        self._asm = wire.FrameAssembler(wire.WireLimits(max_body_bytes=max_body_bytes))
+        self._asm = wire.FrameAssembler(wire.FrameCaps(max_body_bytes=max_body_bytes))
         self._on_violation = on_violation
 
     def write_all(self, data: bytes, deadline: float) -> None:

@@ -1,26 +1,33 @@
-"""Start, talk to and kill sandboxed workers: :class:`Worker`'s lifecycle and call API.
+"""Talk to sandboxed workers: :class:`Worker`'s lifecycle and call API.
 
-Its parts live beside it: the limits and the worker's configuration in :mod:`.policy`, the choice of
-isolation in :mod:`.isolation`, the framed pipe exchange in :mod:`.channel`, killing and output capture
-in :mod:`.process`, and the checked results in :mod:`.results`; every public name stays importable here.
+A worker is one exercise's process, forked from a :class:`~.sandbox.Sandbox` (one per submission and
+view). Its parts live beside it: the sandbox and its fork server in :mod:`.sandbox`, the limits and the
+worker's configuration in :mod:`.policy`, the choice of isolation in :mod:`.isolation`, the framed pipe
+exchange in :mod:`.channel`, and the checked results in :mod:`.results`; every public name stays
+importable here.
 
 One :class:`Worker` per exercise::
 
     limits = SandboxLimits(time_limit_s=60, memory_limit_mb=1024, forbidden_imports=("torch",),
                            forbidden_calls=("numpy.convolve",))
-    with Worker(student_dir, package="exercises", limits=limits) as w:
-        r = w.call("conv", "conv2d", args=[x, w_, b], kwargs={"stride": (2, 1)})
-        if r.ok: use(r.value)          # plain numpy arrays / numbers / str / None / lists / tuples / dicts
-        else: report(r.status, r.error)
+    with Sandbox(student_dir, limits=limits) as sandbox:          # once per submission (and view)
+        with Worker(student_dir, limits=limits, sandbox=sandbox) as w:
+            r = w.call("conv", "conv2d", args=[x, w_, b], kwargs={"stride": (2, 1)})
+            if r.ok: use(r.value)      # plain numpy arrays / numbers / str / None / lists / tuples / dicts
+            else: report(r.status, r.error)
+
+``Worker(student_dir, limits=limits)`` without a sandbox starts a private one, closed with the worker.
 
 Isolation modes, best first (``GRADER_ISOLATION=bwrap|landlock|none|auto`` forces one):
 
-* ``bwrap`` - bubblewrap namespaces and filesystem view (:mod:`bwrap`), plus seccomp and rlimits
-  applied by the worker itself; the whole PID namespace is killed at the end.
+* ``bwrap`` - bubblewrap namespaces and filesystem view (:mod:`bwrap`) around the sandbox, plus seccomp
+  and rlimits applied by each worker itself; a worker's process group is killed at its end, the whole
+  PID namespace at the sandbox's.
 * ``landlock`` - when user namespaces are unavailable: Landlock restricts reads to the system trees
   and the Python installation without any site directory, the allowed packages (without forbidden
   subpackages), the student copy and the runtime; writes to a scratch directory; signals to the
-  worker's own domain; plus seccomp and rlimits; a killed process group. ``sys.path`` holds a private
+  worker's own domain (each worker applies it to itself); plus seccomp and rlimits; a killed process
+  group. ``sys.path`` holds a private
   directory of links to the allowed packages only.
 * ``none`` - only with ``allow_unsandboxed=True``: rlimits and the in-process guard only.
 

@@ -10,7 +10,7 @@ i-th array of ``"b"`` (``{"a": i, "l": "F"|"S"}``: the sender's array was Fortra
 ``{"m": name}`` a :class:`Build` placeholder (requests only). Arrays are bool/int/uint/float
 (little-endian) of any shape.
 
-The reading side never trusts the writer: sizes are checked against :class:`WireLimits` *before*
+The reading side never trusts the writer: sizes are checked against :class:`FrameCaps` *before*
 anything is allocated, dtypes come from an allow-list, ``prod(shape) * itemsize == nbytes``, buffers
 may not overlap or be reused, nesting and item counts are bounded. Violations raise :class:`WireError`.
 
@@ -44,7 +44,7 @@ class InvalidValue(TypeError):
 
 
 @dataclass(frozen=True)
-class WireLimits:
+class FrameCaps:
     """Upper bounds enforced by the *reading* side of a pipe."""
 
     max_header_bytes: int = 16 * 2**20
@@ -101,7 +101,7 @@ def describe(value: Any) -> str:
     return name[:200]
 
 
-def encode_value(value: Any, limits: WireLimits = WireLimits()) -> tuple[Any, list]:
+def encode_value(value: Any, caps: FrameCaps = FrameCaps()) -> tuple[Any, list]:
     """Turn ``value`` into a JSON-able tree and a list of contiguous little-endian arrays.
 
     Only exact built-in types are accepted (no subclasses: they could override ``__eq__``);
@@ -114,13 +114,13 @@ def encode_value(value: Any, limits: WireLimits = WireLimits()) -> tuple[Any, li
 
     def enc(v: Any, depth: int) -> Any:
         count[0] += 1
-        if count[0] > limits.max_items:
-            raise InvalidValue(f"more than {limits.max_items} items")
-        if depth > limits.max_depth:
-            raise InvalidValue(f"nested deeper than {limits.max_depth} levels")
+        if count[0] > caps.max_items:
+            raise InvalidValue(f"more than {caps.max_items} items")
+        if depth > caps.max_depth:
+            raise InvalidValue(f"nested deeper than {caps.max_depth} levels")
         t = type(v)
         if v is None or t is bool or t is str:
-            if t is str and len(v) > limits.max_str_chars:
+            if t is str and len(v) > caps.max_str_chars:
                 raise InvalidValue(f"a string of {len(v)} characters")
             return v
         if t is int:
@@ -133,7 +133,7 @@ def encode_value(value: Any, limits: WireLimits = WireLimits()) -> tuple[Any, li
             dt = _wire_dtype(v)
             if dt is None:
                 raise InvalidValue(f"a numpy array of dtype {v.dtype} (allowed: bool, int, uint, float)")
-            if v.ndim > limits.max_ndim:
+            if v.ndim > caps.max_ndim:
                 raise InvalidValue(f"an array with {v.ndim} dimensions")
             layout = None
             if not v.flags.c_contiguous:
@@ -170,13 +170,13 @@ def encode_value(value: Any, limits: WireLimits = WireLimits()) -> tuple[Any, li
 
 
 def encode_frame(kind: str, meta: dict | None = None, value: Any = None, *, has_value: bool = False,
-                 limits: WireLimits = WireLimits()) -> list:
+                 caps: FrameCaps = FrameCaps()) -> list:
     """Serialise one frame into a list of byte chunks (arrays are not copied again)."""
     np = None
     header: dict = {"k": kind, "m": meta or {}}
     arrays: list = []
     if has_value:
-        header["v"], arrays = encode_value(value, limits)
+        header["v"], arrays = encode_value(value, caps)
     table = []
     chunks_after: list = []
     offset = 0
@@ -208,8 +208,8 @@ class FrameAssembler:
     frame is consumed early; the size checks happen before the header or body is allocated.
     """
 
-    def __init__(self, limits: WireLimits = WireLimits(), restore_layout: bool = False, allow_build: bool = False):
-        self.limits = limits
+    def __init__(self, caps: FrameCaps = FrameCaps(), restore_layout: bool = False, allow_build: bool = False):
+        self.caps = caps
         self.restore_layout = restore_layout
         self.allow_build = allow_build
         self._reset()
@@ -237,10 +237,10 @@ class FrameAssembler:
                 magic, hlen, blen = PREFIX.unpack(bytes(self._buf))
                 if magic != MAGIC:
                     raise WireError(f"bad frame magic {magic!r}")
-                if hlen > self.limits.max_header_bytes:
-                    raise WireError(f"frame header of {hlen} bytes exceeds {self.limits.max_header_bytes}")
-                if blen > self.limits.max_body_bytes:
-                    raise WireError(f"frame body of {blen} bytes exceeds {self.limits.max_body_bytes}")
+                if hlen > self.caps.max_header_bytes:
+                    raise WireError(f"frame header of {hlen} bytes exceeds {self.caps.max_header_bytes}")
+                if blen > self.caps.max_body_bytes:
+                    raise WireError(f"frame body of {blen} bytes exceeds {self.caps.max_body_bytes}")
                 self._body_len = blen
                 self._stage, self._buf, self._filled = "header", bytearray(hlen), 0
             elif self._stage == "header":
@@ -249,11 +249,11 @@ class FrameAssembler:
             else:
                 header, body = self._header, self._buf
                 self._reset()
-                return decode_frame(header, body, self.limits, self.restore_layout, self.allow_build)
+                return decode_frame(header, body, self.caps, self.restore_layout, self.allow_build)
         return None
 
 
-def decode_frame(header: bytes, body: bytearray, limits: WireLimits = WireLimits(),
+def decode_frame(header: bytes, body: bytearray, caps: FrameCaps = FrameCaps(),
                  restore_layout: bool = False, allow_build: bool = False) -> Frame:
     """Validate and decode one frame's header and body.
 
@@ -271,11 +271,11 @@ def decode_frame(header: bytes, body: bytearray, limits: WireLimits = WireLimits
     meta = h.get("m", {})
     if type(meta) is not dict:
         raise WireError("frame meta must be an object")
-    arrays = _decode_buffers(h.get("b", []), body, limits)
+    arrays = _decode_buffers(h.get("b", []), body, caps)
     used = [False] * len(arrays)
     frame = Frame(kind=h["k"], meta=meta)
     if "v" in h:
-        frame.value = _decode_tree(h["v"], arrays, used, limits, restore_layout, allow_build)
+        frame.value = _decode_tree(h["v"], arrays, used, caps, restore_layout, allow_build)
     if not all(used):
         raise WireError("frame carries an array the value does not reference")
     return frame
@@ -285,7 +285,7 @@ def _is_int(x: Any) -> bool:
     return type(x) is int
 
 
-def _decode_buffers(table: Any, body: bytearray, limits: WireLimits) -> list:
+def _decode_buffers(table: Any, body: bytearray, caps: FrameCaps) -> list:
     if type(table) is not list:
         raise WireError("buffer table must be a list")
     if not table:
@@ -301,7 +301,7 @@ def _decode_buffers(table: Any, body: bytearray, limits: WireLimits) -> list:
         dt, shape, offset, nbytes = entry
         if type(dt) is not str or dt not in DTYPES:
             raise WireError(f"dtype {str(dt)[:40]!r} is not allowed")
-        if type(shape) is not list or len(shape) > limits.max_ndim or not all(_is_int(s) and s >= 0 for s in shape):
+        if type(shape) is not list or len(shape) > caps.max_ndim or not all(_is_int(s) and s >= 0 for s in shape):
             raise WireError("shape must be a list of at most max_ndim non-negative ints")
         if not (_is_int(offset) and _is_int(nbytes)) or offset < end or offset % ALIGN or nbytes < 0:
             raise WireError("buffer offset/nbytes out of order, overlapping or misaligned")
@@ -332,19 +332,19 @@ def _relayout(arr, layout: str):
     return view
 
 
-def _decode_tree(node: Any, arrays: list, used: list, limits: WireLimits, restore_layout: bool,
+def _decode_tree(node: Any, arrays: list, used: list, caps: FrameCaps, restore_layout: bool,
                  allow_build: bool = False) -> Any:
     count = [0]
 
     def dec(v: Any, depth: int) -> Any:
         count[0] += 1
-        if count[0] > limits.max_items or depth > limits.max_depth:
+        if count[0] > caps.max_items or depth > caps.max_depth:
             raise WireError("value too large or too deeply nested")
         t = type(v)
         if v is None or t in (bool, int, float):
             return v
         if t is str:
-            if len(v) > limits.max_str_chars:
+            if len(v) > caps.max_str_chars:
                 raise WireError("string too long")
             return v
         if t is list:
@@ -382,10 +382,10 @@ def write_chunks(fd: int, chunks: list) -> None:
             view = view[n:]
 
 
-def read_frame(fd: int, limits: WireLimits = WireLimits(), restore_layout: bool = False,
+def read_frame(fd: int, caps: FrameCaps = FrameCaps(), restore_layout: bool = False,
                allow_build: bool = False) -> Frame | None:
     """Read one frame from a blocking fd; None on a clean EOF before the frame starts."""
-    asm = FrameAssembler(limits, restore_layout, allow_build)
+    asm = FrameAssembler(caps, restore_layout, allow_build)
     while True:
         target = asm.target()
         if len(target) == 0:  # zero-length header/body part: commit without reading

@@ -85,7 +85,7 @@ class RequestLoop:
         self.req_fd, self.res_fd = req_fd, res_fd
         self.package: str = cfg["package"]
         self.student_root: str = cfg["student_root"]
-        self.read_limits = wire.WireLimits(max_body_bytes=MAX_REQUEST_BYTES)
+        self.read_caps = wire.FrameCaps(max_body_bytes=MAX_REQUEST_BYTES)
         self.max_result_bytes: int = cfg["max_result_bytes"]
         self._lock = threading.RLock()
         self.guard = None
@@ -158,7 +158,7 @@ class RequestLoop:
     # ------------------------------------------------------------------ requests
     def serve(self) -> None:
         while True:
-            frame = wire.read_frame(self.req_fd, self.read_limits, restore_layout=True, allow_build=True)
+            frame = wire.read_frame(self.req_fd, self.read_caps, restore_layout=True, allow_build=True)
             if frame is None:
                 os._exit(0)
             op = frame.meta.get("op")
