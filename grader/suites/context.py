@@ -14,7 +14,7 @@ from grader.sandbox.launcher import Build
 from .compare import assert_array_matches
 from .messages import describe, explain_empty
 from .outcomes import Fail, InternalError, NotImplementedYet, StudentRaised, WorkerStopped
-from .tolerances import REFERENCE_VS_ORACLE
+from .tolerances import REFERENCE_VS_ORACLE, REFERENCE_VS_ORACLE_FLOAT32
 
 
 class Context:
@@ -107,9 +107,11 @@ class Context:
         want = oracle(*args, **kwargs)
         refs = ref if isinstance(ref, tuple) else (ref,)
         wants = want if isinstance(want, tuple) else (want,)
-        for r, w in zip(refs, wants):
+        if len(refs) != len(wants):
+            raise InternalError(f"the reference {self.exercise.module}.{function} returns {len(refs)} values, its oracle {len(wants)}")
+        for r, w in zip(refs, wants, strict=True):
             r64, w64 = np.asarray(r, dtype=np.float64), np.asarray(w, dtype=np.float64)
-            rtol, atol = (1e-5, 1e-5) if np.asarray(r).dtype == np.float32 else REFERENCE_VS_ORACLE
+            rtol, atol = REFERENCE_VS_ORACLE_FLOAT32 if np.asarray(r).dtype == np.float32 else REFERENCE_VS_ORACLE
             scale = max(float(np.max(np.abs(w64), initial=0.0)), 1.0)
             if r64.shape != w64.shape or not np.allclose(r64, w64, rtol=rtol, atol=atol * scale):
                 raise InternalError(f"the reference {self.exercise.module}.{function} disagrees with its oracle on {describe(args)[:300]}")
@@ -127,7 +129,7 @@ class Context:
             if type(got) is not tuple or len(got) != len(expected):
                 raise Fail(f"{what}: expected a tuple of {len(expected)} arrays, got {describe(got)[:200]}\ncase: {inputs}",
                            inputs=inputs)
-            for i, (g, e) in enumerate(zip(got, expected)):
+            for i, (g, e) in enumerate(zip(got, expected, strict=True)):
                 assert_array_matches(g, e, what=f"{what} (item {i + 1} of the result)", inputs=inputs, hint=hint)
         else:
             assert_array_matches(got, expected, what=what, inputs=inputs, hint=hint)

@@ -13,6 +13,7 @@ from .base import Suite
 from .outcomes import Fail, StudentRaised
 from .cases import make_array
 from .diagnosis import SEED_LAYER_TYPES, diagnose, with_diagnosis
+from .tolerances import SCALED_IMAGES_ATOL
 
 if TYPE_CHECKING:
     from .context import Context
@@ -127,7 +128,7 @@ def preprocess(ctx: Context) -> None:
     x, y = got
     if x.shape != (5, 1, 28, 28) or x.dtype != np.float32:
         raise Fail(f"images came back as shape {x.shape} {x.dtype}, expected (5, 1, 28, 28) float32 (add the channel axis)")
-    if not np.allclose(x[:, 0], images / 255.0, atol=1e-6):
+    if not np.allclose(x[:, 0], images / 255.0, atol=SCALED_IMAGES_ATOL):
         raise Fail("images must be scaled to [0, 1] by dividing by 255 (check you did not divide an integer array in place)")
     if y.dtype != np.int64 or not np.array_equal(y, labels.astype(np.int64)):
         raise Fail(f"labels came back as {y.dtype} {y.tolist()}, expected int64 {labels.tolist()} (CrossEntropyLoss wants class indices)")
