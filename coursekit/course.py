@@ -203,6 +203,11 @@ class Course(_Strict):
         return p if p.is_absolute() else (self.root / p)
 
 
+def split_ids(text: Optional[str]) -> list[str]:
+    """Exercise ids from a comma-separated list as typed on a command line or in an environment variable."""
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
 def _format_error(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: does not match the course schema:"]
     for e in err.errors():

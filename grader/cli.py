@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from coursekit.course import CourseConfigError, load_course
+from coursekit.course import CourseConfigError, load_course, split_ids
 
 if TYPE_CHECKING:
     from coursekit.course import Course, Exercise
@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from .class_run import RunSummary
 
 
-def _ids(text: Optional[str]) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 def _selected(course: Course, args: argparse.Namespace) -> Optional[list[Exercise]]:
@@ -26,7 +24,7 @@ def _selected(course: Course, args: argparse.Namespace) -> Optional[list[Exercis
     from .grade import select
 
     try:
-        return select(course, _ids(args.only), _ids(args.skip))
+        return select(course, split_ids(args.only), split_ids(args.skip))
     except KeyError as exc:
         print(f"grader: {exc.args[0]}", file=sys.stderr)
         return None
@@ -166,7 +164,7 @@ def _grade(args: argparse.Namespace, course) -> int:
 
     try:
         with spinner:
-            report = grade_submission(args.submission, course, _ids(args.only), _ids(args.skip), args.allow_unsandboxed,
+            report = grade_submission(args.submission, course, split_ids(args.only), split_ids(args.skip), args.allow_unsandboxed,
                                       on_exercise=finished, parallel=max(1, args.parallel))
     except SubmissionError as exc:
         print(f"grader: cannot grade {args.submission}: {exc}", file=sys.stderr)
@@ -211,7 +209,7 @@ def _grade_all(args: argparse.Namespace, course) -> int:
         print("grader: --workers must be at least 1", file=sys.stderr)
         return 2
     options = GradeAllOptions(out=args.out, workers=args.workers, scheduler=args.scheduler, force=args.force,
-                              only=tuple(_ids(args.only)), skip=tuple(_ids(args.skip)),
+                              only=tuple(split_ids(args.only)), skip=tuple(split_ids(args.skip)),
                               allow_unsandboxed=args.allow_unsandboxed,
                               assignment=args.assignment, command=shlex.join(sys.argv[1:]) or "grade-all")
     try:

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
-from coursekit.course import GRADESCOPE_VISIBILITIES, Course, load_course
+from coursekit.course import GRADESCOPE_VISIBILITIES, Course, load_course, split_ids
 
 VISIBILITIES = GRADESCOPE_VISIBILITIES
 MNIST_ID = "mnist_accuracy"
@@ -133,8 +133,6 @@ def unreadable_results(message: str) -> dict[str, Any]:
             "output": "**Your submission could not be graded**\n\n" + _md_block(message), "tests": []}
 
 
-def _ids(text: Optional[str]) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 def run(root: Path, course: Course) -> int:
@@ -146,7 +144,7 @@ def run(root: Path, course: Course) -> int:
     results.mkdir(parents=True, exist_ok=True)
     target = results / "results.json"
     target.unlink(missing_ok=True)  # only what this run writes counts
-    only, skip = _ids(os.environ.get("GRADESCOPE_ONLY")), _ids(os.environ.get("GRADESCOPE_SKIP"))
+    only, skip = split_ids(os.environ.get("GRADESCOPE_ONLY")), split_ids(os.environ.get("GRADESCOPE_SKIP"))
     started = time.monotonic()
     print(f"grader {Path(__file__).parent}, course {course.root / 'course.yml'}", flush=True)
     try:

@@ -27,7 +27,7 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from coursekit.course import DEFAULT_COURSE_FILE, Course, Exercise
+from coursekit.course import DEFAULT_COURSE_FILE, Course, Exercise, split_ids
 
 #: The notebook holding the autograder cells.
 GRADING_NOTEBOOK = "grading"
@@ -362,7 +362,7 @@ def command(args: argparse.Namespace, course: Course) -> int:
     """Run ``grader nbgrader init`` or ``check``; 0 on success, 2 with a one-line message otherwise."""
     if getattr(args, "nbgrader_command", "init") == "check":
         return check_command(args)
-    only = [t.strip() for t in (args.only or "").split(",") if t.strip()]
+    only = split_ids(args.only)
     try:
         check_nbgrader()
         check_alembic()

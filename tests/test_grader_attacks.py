@@ -307,3 +307,38 @@ def test_grading_exercises_at_once_gives_the_verdicts_of_one_at_a_time(tmp_path,
     status = {e.id: e.status for e in two.exercises}
     assert status == {"conv_output_size": "error", "pad2d": "timeout", "same_padding": "passed",
                       "maxpool2d": "forbidden", "avgpool2d": "passed", "correlate2d": "passed"}, status
+
+
+def test_an_exercise_marked_runs_alone_is_graded_after_the_others_alone(tmp_path):
+    course = course_with_limits(tmp_path, time_limit_s=8, pad2d={"runs_alone": True})
+    sub = reference_submission(tmp_path / "sub")
+    running, overlaps, order = set(), [], []
+    lock = threading.Lock()
+
+    def finished(result):
+        with lock:
+            order.append(result.id)
+
+    from grader import grade as grade_module
+    original = grade_module.grade_exercise
+
+    def tracked(ws, course, ex, *a, **k):
+        with lock:
+            running.add(ex.id)
+            overlaps.append(set(running))
+        try:
+            return original(ws, course, ex, *a, **k)
+        finally:
+            with lock:
+                running.discard(ex.id)
+
+    grade_module.grade_exercise = tracked
+    try:
+        report = grade_module.grade_submission(sub, course, only=["conv_output_size", "pad2d", "same_padding", "avgpool2d"],
+                                               on_exercise=finished, parallel=2)
+    finally:
+        grade_module.grade_exercise = original
+    assert order[-1] == "pad2d" and all(e.status == "passed" for e in report.exercises)
+    assert [e.id for e in report.exercises] == ["conv_output_size", "pad2d", "same_padding", "avgpool2d"]  # course order
+    assert all(s == {"pad2d"} for s in overlaps if "pad2d" in s)  # alone
+    assert any(len(s) == 2 for s in overlaps)  # the others two at a time

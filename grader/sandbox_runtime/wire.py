@@ -14,6 +14,10 @@ The reading side never trusts the writer: sizes are checked against :class:`Fram
 anything is allocated, dtypes come from an allow-list, ``prod(shape) * itemsize == nbytes``, buffers
 may not overlap or be reused, nesting and item counts are bounded. Violations raise :class:`WireError`.
 
+Hand-written because no library fits: numpy's ``.npy`` carries one array per stream and sizes its buffer
+from the writer's header, while a frame carries a tree of plain values and many arrays read in one
+``readv`` into buffers whose total was capped before allocation; JSON (stdlib) does the rest.
+
 This module runs on both sides of the boundary; it imports numpy lazily so that the worker can read
 its configuration frame before numpy (and its threads) start.
 """
