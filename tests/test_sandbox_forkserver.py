@@ -165,3 +165,25 @@ def test_closing_the_sandbox_ends_its_workers(sandbox):
     assert r.status == "crashed", r
     w.close()
 
+
+
+def test_a_sandbox_started_from_a_short_lived_thread_outlives_it(sandbox, tmp_path):
+    """A fork server dies with the thread that started it (its parent-death signal): sandboxes are
+    started from one long-lived thread, so a pool thread's end does not end the submission's sandbox."""
+    box = {}
+
+    def start() -> None:
+        sb = Sandbox(sandbox.student_dir, limits=LIMITS, mode=sandbox.mode)
+        sb.start()
+        with worker(sb) as w:  # the server is up (its death signal armed) while this thread lives
+            assert w.call("probe", "recall").ok
+        box["sb"] = sb
+
+    t = threading.Thread(target=start)
+    t.start()
+    t.join(60)
+    time.sleep(0.5)
+    try:
+        assert call(box["sb"], "recall").value == [0, None]
+    finally:
+        box["sb"].close()

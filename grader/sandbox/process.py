@@ -10,10 +10,21 @@ import select
 import signal
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from .workspace import WorkerDir
 
-__all__ = ["Capture", "Namespace", "finalize", "kill_quietly", "killpg_quietly"]
+__all__ = ["Capture", "Namespace", "finalize", "kill_quietly", "killpg_quietly", "popen"]
+
+#: The one thread that starts sandboxes. A process's parent-death signal (``PR_SET_PDEATHSIG``, which a
+#: fork server and bwrap's ``--die-with-parent`` rely on) fires when the *thread* that started it ends:
+#: a sandbox started from a short-lived thread (a pool's) would die with that thread.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+
+def popen(*args, **kwargs) -> subprocess.Popen:
+    """:class:`subprocess.Popen`, run on the long-lived spawner thread."""
+    return _SPAWNER.submit(subprocess.Popen, *args, **kwargs).result()
 
 
 class Capture(threading.Thread):

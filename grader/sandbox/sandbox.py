@@ -27,7 +27,7 @@ from . import bwrap as bw
 from .channel import Channel, grow_pipe, set_nonblocking
 from .isolation import WorkerError, bwrap_settings, choose_mode
 from .policy import SandboxLimits, preload, worker_env
-from .process import Capture, Namespace, finalize, kill_quietly, killpg_quietly
+from .process import Capture, Namespace, finalize, kill_quietly, killpg_quietly, popen
 from .view import PythonView, linked_view, python_view
 from .workspace import RUNTIME_PACKAGE, WorkerDirError, create_worker_dir
 
@@ -140,8 +140,8 @@ class Sandbox:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                                          pass_fds=pass_fds, env=popen_env, cwd=cwd, start_new_session=True)
+            self._proc = popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=pass_fds,
+                               env=popen_env, cwd=cwd, start_new_session=True)
         except OSError as e:
             ours.close()
             for fd in (out_r, err_r):
@@ -203,7 +203,7 @@ class Sandbox:
         """Fork a fresh worker; its ``init`` frame is for the caller to send on ``channel``."""
         if self._proc is None:
             raise WorkerError("sandbox not started")
-        ident = f"w{next(self._ids)}"
+        ident = f"w{next(self._ids)}-{uuid.uuid4().hex[:12]}"  # not guessable by an earlier worker
         req_r, req_w = os.pipe()
         res_r, res_w = os.pipe()
         out_r, out_w = os.pipe()
