@@ -1,6 +1,7 @@
 """Benchmark ``grader grade-all`` on a generated class: 1 vs 2 workers vs a 2-worker Dask cluster, and a resume.
 
     python benchmarks/grade_class.py [--students 40] [--only IDS] [--time-limit 10] [--no-dask] [--keep DIR]
+                                     [--scale 200]
 
 Every run is the real command line (``python -m grader grade-all``) into a fresh output folder,
 so nothing is cached between them. Submissions are all different (see ``make_class.py``), so
@@ -8,7 +9,9 @@ deduplication does not help either. By default only fast numpy exercises are gra
 training would take hours for 40 students on 2 cores); the output says which. The course copy
 used has a shorter time limit so that the endless loops cost ``--time-limit`` seconds each.
 
-Goals (issue 5): 2 workers <= 0.6 x the 1-worker time; Dask within 10 % of the 2-process pool.
+Goals (issue 11): 2 workers <= 0.55 x the 1-worker time; Dask within 10 % of the 2-process pool;
+``--scale N``: a class of N graded by 2 workers at the same time per student (within 10 %) as the class
+of ``--students``, with the coordinating process's peak memory (RSS, sampled every 50 ms) flat.
 The resumed run is killed (SIGKILL) once half the class is recorded, then restarted; the
 gradebook's event log must show no exercise result graded twice and every row recorded once.
 """
@@ -54,12 +57,25 @@ def command(course: Path, klass: Path, out: Path, only: str, *extra: str) -> lis
             "--only", only, *extra]
 
 
+PEAK_RSS: dict[str, float] = {}  # command's --out -> peak RSS (MB) of the coordinating process
+
+
 def timed(cmd: list[str]) -> float:
     started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    watched = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    stderr = proc.stderr.read()
     wall = time.monotonic() - started
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{stderr[-3000:]}")
+    PEAK_RSS[cmd[cmd.index("--out") + 1]] = peak / 2**20
     return wall
 
 
@@ -113,6 +129,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="interleaved rounds of the three set-ups; the best counts")
     p.add_argument("--no-dask", action="store_true")
     p.add_argument("--keep", type=Path, help="keep the class and outputs here")
+    p.add_argument("--scale", type=int, default=0, help="also grade a class of this many students (2 workers)")
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="grade-class-bench-")) if not args.keep else args.keep
@@ -149,7 +166,8 @@ def main() -> None:
                 cpu = tree_cpu() - cpu0
                 walls[name].append(wall)
                 print(f"  round {r + 1}: {name}: {wall:6.1f} s wall, {wall / n:.2f} s per student; CPU {cpu:6.1f} s "
-                      f"(x{cpu / wall:.2f} of one core); load average before {load:.1f}", flush=True)
+                      f"(x{cpu / wall:.2f} of one core); coordinator peak RSS {PEAK_RSS[str(out)]:.0f} MB; "
+                      f"load average before {load:.1f}", flush=True)
                 t = table(out)
                 reference = reference or t
                 assert t == reference, f"{name} gave a different gradebook"
@@ -176,10 +194,22 @@ def main() -> None:
           f"{sum(1 for c in recorded.values() if c > 1)} of {len(recorded)}; final gradebook equals the others: {same}")
 
     ratio = best["pool x2"] / best["pool x1"]
-    print(f"2 workers / 1 worker = {ratio:.2f} (goal <= 0.60: {'met' if ratio <= 0.6 else 'NOT met'})")
+    print(f"2 workers / 1 worker = {ratio:.2f} (goal <= 0.55: {'met' if ratio <= 0.55 else 'NOT met'})")
     if "dask x2" in best:
         d = best["dask x2"] / best["pool x2"]
         print(f"dask / pool (2 workers) = {d:.2f} (goal within 10 %: {'met' if abs(d - 1) <= 0.10 else 'NOT met'})")
+    if args.scale:
+        big = work / f"class-{args.scale}"
+        make_class(big, args.scale)
+        out = work / f"out-scale-{args.scale}"
+        load = os.getloadavg()[0]
+        wall = timed(command(course, big, out, args.only, "--workers", "2"))
+        small = best["pool x2"] / n
+        rss_small = max(v for k, v in PEAK_RSS.items() if "out-poolx2" in k)
+        print(f"class of {args.scale} (2 workers): {wall:.1f} s, {wall / args.scale:.2f} s per student against "
+              f"{small:.2f} for {n} ({wall / args.scale / small:.2f}x; goal within 10 %: "
+              f"{'met' if abs(wall / args.scale / small - 1) <= 0.10 else 'NOT met'}); coordinator peak RSS "
+              f"{PEAK_RSS[str(out)]:.0f} MB against {rss_small:.0f} MB; load average before {load:.1f}")
     print(f"load average at end {os.getloadavg()[0]:.1f}" + (f"; outputs in {work}" if args.keep else ""))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -6,6 +6,8 @@ it (its ``+shared`` modes); these tests are about the server itself.
 """
 from __future__ import annotations
 
+import os
+import signal
 import textwrap
 import threading
 import time
@@ -187,3 +189,25 @@ def test_a_sandbox_started_from_a_short_lived_thread_outlives_it(sandbox, tmp_pa
         assert call(box["sb"], "recall").value == [0, None]
     finally:
         box["sb"].close()
+
+
+def test_a_dead_sandbox_is_replaced_for_the_next_exercise(tmp_path):
+    from grader.sandbox.sandbox import Sandboxes
+
+    pkg = tmp_path / "submission" / "exercises"
+    pkg.mkdir(parents=True)
+    (pkg / "probe.py").write_text(textwrap.dedent(SOURCE))
+    with Sandboxes(tmp_path / "submission") as boxes:
+        first = boxes.get(LIMITS)
+        assert boxes.get(LIMITS) is first  # one sandbox per view
+        assert boxes.get(SandboxLimits(**{**LIMITS.__dict__, "time_limit_s": 5})) is first  # per-worker limits differ
+        os.kill(first._proc.pid, signal.SIGKILL)  # the sandbox dies (bwrap: its namespace with it)
+        deadline = time.monotonic() + 10
+        while first.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not first.alive
+        second = boxes.get(LIMITS)
+        assert second is not first and second.alive
+        with Worker(second.student_dir, limits=LIMITS, sandbox=second) as w:
+            assert w.call("probe", "recall").value == [0, None]
+        assert boxes.get(SandboxLimits(**{**LIMITS.__dict__, "allow_subprocesses": True})) is None  # a private one

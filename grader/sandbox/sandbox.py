@@ -251,9 +251,11 @@ class Sandbox:
 
     @property
     def alive(self) -> bool:
-        """Started, and its server has neither failed nor ended."""
+        """Started, and neither its server nor the sandbox around it (bwrap) has failed or ended."""
         with self._cond:
-            return self._proc is not None and self._state in ("starting", "ready")
+            if self._proc is None or self._state not in ("starting", "ready"):
+                return False
+        return self._proc.poll() is None
 
     @property
     def stderr(self) -> str:
