@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 from . import seccomp_filter
 from .view import SYSTEM_TREES, PythonView, visible_packages
@@ -75,15 +76,23 @@ def worker_config(lim: SandboxLimits, mode: str, package: str, view: PythonView,
         "landlock": None,
     }
     if mode == "landlock":
-        read = [p for p in _SYSTEM_READ if os.path.exists(p)]
-        trees = tuple(dict.fromkeys(os.path.realpath(t) for t in (*SYSTEM_TREES, *view.roots) if os.path.exists(t)))
-        read += grant_except(trees, view.site_dirs)  # every site dir is left out...
-        read += grant_except(view.visible, view.forbidden)  # ...but the allowed packages
-        read += [student_root, runtime_root, *view.sys_path[len(view.stdlib):]]
-        if not any(view.executable.startswith(r + "/") for r in view.roots):
-            read.append(view.executable)
-        cfg["landlock"] = {"read": read, "write": [scratch, "/dev/null"]}
+        cfg["landlock"] = {"read": list(landlock_reads(view, student_root, runtime_root)), "write": [scratch, "/dev/null"]}
     return cfg
+
+
+@lru_cache(maxsize=16)
+def landlock_reads(view: PythonView, student_root: str, runtime_root: str) -> tuple[str, ...]:
+    """What a Landlock worker may read: the system files, the Python installation without any site
+    directory, the visible packages without forbidden subpackages, the student's files and the runtime
+    (the same for every worker of a sandbox: computed once)."""
+    read = [p for p in _SYSTEM_READ if os.path.exists(p)]
+    trees = tuple(dict.fromkeys(os.path.realpath(t) for t in (*SYSTEM_TREES, *view.roots) if os.path.exists(t)))
+    read += grant_except(trees, view.site_dirs)  # every site dir is left out...
+    read += grant_except(view.visible, view.forbidden)  # ...but the allowed packages
+    read += [student_root, runtime_root, *view.sys_path[len(view.stdlib):]]
+    if not any(view.executable.startswith(r + "/") for r in view.roots):
+        read.append(view.executable)
+    return tuple(read)
 
 def worker_env(lim: SandboxLimits, home: str, tmp: str) -> dict[str, str]:
     """The worker's environment variables: a plain locale, ``home``/``tmp``, and its BLAS threads."""
