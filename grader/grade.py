@@ -102,6 +102,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
                 tests.append(TestResult(check.name, False, 0.0, max_points, f"not run: {status}"))
                 continue
             ctx.notes.clear()
+            ctx.metrics.clear()
             try:
                 with dtype_charged_in(exercise, check):
                     share = check.run(ctx)
@@ -109,7 +110,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
             except Fail as failure:
                 tests.append(TestResult(check.name, False, 0.0, max_points, str(failure) + _notes(ctx),
                                         detail={"expected": failure.expected, "got": failure.got,
-                                                "mistakes": failure.mistakes}))
+                                                "mistakes": failure.mistakes}, metrics=dict(ctx.metrics)))
                 continue
             except NotImplementedYet as exc:
                 not_implemented += 1
@@ -125,7 +126,8 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
             except Exception as exc:  # noqa: BLE001  student data made the check raise: a failed test, never a crash
                 tests.append(could_not_examine(check.name, max_points, exc))
                 continue
-            tests.append(TestResult(check.name, fraction == 1.0, max_points * fraction, max_points, _notes(ctx).strip()))
+            tests.append(TestResult(check.name, fraction == 1.0, max_points * fraction, max_points, _notes(ctx).strip(),
+                                    metrics=dict(ctx.metrics)))
         if worker_flagged_forbidden(worker):
             status, message = "forbidden", worker_forbidden_message(worker)
     if status is None:
@@ -223,7 +225,7 @@ def grade_submission(submission: Path, course: Course, only: Optional[Iterable[s
         for ex in exercises:  # every view's fork server starts now, importing numpy or torch meanwhile
             sandboxes.get(_limits(course, ex, allow_unsandboxed, threads))
         together = [ex for ex in exercises if not ex.runs_alone]
-        if parallel > 1 and len(together) > 1:
+        if parallel > 1 and len(together) > 1:  # threads: the suites' hypothesis searches are thread-safe (>= 6.136)
             with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="exercise") as pool:
                 for future in [pool.submit(run, ex) for ex in together]:
                     future.result()
