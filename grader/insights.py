@@ -19,7 +19,7 @@ import base64
 import html
 import io
 import json
-import re
+import math
 import sqlite3
 import statistics
 from collections import Counter, defaultdict
@@ -31,8 +31,6 @@ from coursekit.course import Course
 
 from .report import STATUSES
 
-_ACCURACY = re.compile(r"test accuracy (\d+(?:\.\d+)?)")
-_TRAINED = re.compile(r"(?:training took|trained in) (\d+(?:\.\d+)?)\s*s")
 MNIST_ID = "mnist_accuracy"
 TEACH_AGAIN = 3
 
@@ -110,22 +108,24 @@ def _summary(scores: list[float], max_score: float) -> dict[str, Any]:
 
 
 def mnist_metrics(tests: Iterable[dict[str, Any]], duration_s: float) -> Optional[tuple[float, float]]:
-    """(test accuracy, training seconds) from mnist_accuracy's test results, or None without an accuracy.
-
-    Seconds: "training took 41.2 s" in the message (the suite's note), else ``duration_s``.
-    """
+    """(test accuracy, training seconds) from mnist_accuracy's test results (their ``metrics``), or None
+    without an accuracy. Seconds: the ``train_seconds`` metric, else ``duration_s``."""
     accuracy = seconds = None
     for t in tests:
-        if not isinstance(t, dict):
+        metrics = t.get("metrics") if isinstance(t, dict) else None
+        if not isinstance(metrics, dict):
             continue
-        text = str(t.get("message", ""))
-        if accuracy is None and (m := _ACCURACY.search(text)):
-            accuracy = float(m.group(1))
-        if seconds is None and (m := _TRAINED.search(text)):
-            seconds = float(m.group(1))
+        if accuracy is None:
+            accuracy = _finite(metrics.get("test_accuracy"))
+        if seconds is None:
+            seconds = _finite(metrics.get("train_seconds"))
     if accuracy is None:
         return None
     return accuracy, float(duration_s if seconds is None else seconds)
+
+
+def _finite(value: Any) -> Optional[float]:
+    return float(value) if type(value) in (int, float) and math.isfinite(value) else None
 
 
 def mnist_points(rows: Iterable[Row]) -> list[dict[str, Any]]:

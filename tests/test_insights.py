@@ -60,9 +60,10 @@ def synthetic_grades(tmp_path) -> Path:
             rows = [_row("conv2d", "passed" if all(t["passed"] for t in tests) else "failed", tests, 20.0)]
             if student in mnist:
                 acc, secs = mnist[student]
-                took = "; training took 77.5 s" if student == "s3" else ""  # the suite's note, when it has one
+                metrics = {"test_accuracy": acc, **({"train_seconds": 77.5} if student == "s3" else {})}
                 rows.append(_row("mnist_accuracy", "passed", [_test("accuracy", True, 20.0 * (acc >= 0.99), 20.0,
-                                                                    f"test accuracy {acc:.4f} (full marks from 0.99){took}")],
+                                                                    "test accuracy 0.1234 (text is not read)",
+                                                                    metrics=metrics)],
                                  20.0, duration_s=secs + 3))
             with gb.transaction():
                 gb.record(run, student, f"/subs/{student}", "h", rows)
@@ -92,13 +93,16 @@ def test_misconceptions_counts_students_and_points(synthetic_grades):
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:|//)", page)  # self-contained: nothing fetched
 
 
-def test_training_seconds_come_from_the_suites_note():
+def test_accuracy_and_training_seconds_come_from_the_checks_metrics():
     from grader.insights import Row, mnist_points
 
     row = Row("s", "mnist_accuracy", "passed", 20, 20, False, 99.0,
-              [{"name": "a", "passed": True, "message": "test accuracy 0.9920 (full marks from 0.99, nothing below "
-                                                        "0.95); training took 41.5 s on 2 threads"}])
+              [{"name": "a", "passed": True, "message": "test accuracy 0.5000; training took 1.0 s",
+                "metrics": {"test_accuracy": 0.992, "train_seconds": 41.5}}])
     assert mnist_points([row]) == [{"student": "s", "accuracy": 0.992, "training_s": 41.5, "score": 20}]
+    for bad in ({"test_accuracy": float("nan")}, {"test_accuracy": "0.99"}, "0.99", None):
+        row = Row("s", "mnist_accuracy", "passed", 20, 20, False, 99.0, [{"name": "a", "passed": True, "metrics": bad}])
+        assert mnist_points([row]) == []
 
 
 def test_no_gradebook_is_a_usage_error(tmp_path):

@@ -26,9 +26,14 @@ class Context:
         self.course = course
         #: Informational lines a check adds to its result (e.g. the accuracy reached).
         self.notes: list[str] = []
+        #: Figures the check measured (``TestResult.metrics``), e.g. the test accuracy.
+        self.metrics: dict[str, float] = {}
 
     def note(self, line: str) -> None:
         self.notes.append(line)
+
+    def metric(self, name: str, value: float) -> None:
+        self.metrics[name] = float(value)
 
     # -- the student's side ----------------------------------------------------------------
     def _call(self, function: str, args: tuple, kwargs: dict):
