@@ -30,6 +30,28 @@ from .suites.context import Context
 _STOPPED_STATUS = {"timeout": "timeout", "forbidden": "forbidden", "not_implemented": "not_implemented"}
 
 
+_AST_LOCK = threading.RLock()
+
+
+def _serialize_ast_parse() -> None:
+    """Make ``ast.parse`` take one lock, process-wide (idempotent).
+
+    On CPython 3.11 two threads parsing at once can fail with ``SystemError: AST constructor recursion
+    depth mismatch`` (python/cpython#106905): exercises graded in parallel threads parse student modules
+    here, and hypothesis and ``traceback`` parse source too. One lock around every parse avoids it.
+    """
+    if getattr(ast.parse, "_grader_serialized", False):
+        return
+    unlocked = ast.parse
+
+    def parse(*args, **kwargs):
+        with _AST_LOCK:
+            return unlocked(*args, **kwargs)
+
+    parse._grader_serialized = True  # type: ignore[attr-defined]
+    ast.parse = parse
+
+
 class GraderInternalError(RuntimeError):
     """The grader itself is broken; no score is reported."""
 
@@ -226,6 +248,7 @@ def grade_submission(submission: Path, course: Course, only: Optional[Iterable[s
             sandboxes.get(_limits(course, ex, allow_unsandboxed, threads))
         together = [ex for ex in exercises if not ex.runs_alone]
         if parallel > 1 and len(together) > 1:  # threads: the suites' hypothesis searches are thread-safe (>= 6.136)
+            _serialize_ast_parse()
             with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="exercise") as pool:
                 for future in [pool.submit(run, ex) for ex in together]:
                     future.result()

@@ -342,3 +342,29 @@ def test_an_exercise_marked_runs_alone_is_graded_after_the_others_alone(tmp_path
     assert [e.id for e in report.exercises] == ["conv_output_size", "pad2d", "same_padding", "avgpool2d"]  # course order
     assert all(s == {"pad2d"} for s in overlaps if "pad2d" in s)  # alone
     assert any(len(s) == 2 for s in overlaps)  # the others two at a time
+
+
+def test_parallel_grading_parses_python_one_thread_at_a_time(monkeypatch):
+    """CPython 3.11's ast.parse is not safe in two threads at once (SystemError: AST constructor
+    recursion depth mismatch): graded in parallel, every parse goes through one lock."""
+    import ast
+    from grader import grade as grade_module
+
+    inside, most = [0], [0]
+    real = ast.parse
+
+    def slow_parse(*a, **k):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        inside[0] -= 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(ast, "parse", slow_parse)
+    grade_module._serialize_ast_parse()
+    threads = [threading.Thread(target=ast.parse, args=("x = 1",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1

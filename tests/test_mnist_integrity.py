@@ -192,3 +192,19 @@ def test_the_reference_with_its_own_weights_reproduces_its_logits(probe):
     with torch.no_grad():
         assert suite._close(theirs, reference.eval()(torch.from_numpy(probe)).numpy())
 
+
+
+def test_the_leaderboards_training_time_is_measured_by_the_grader(tmp_path):
+    """The worker's own training time is the student's to fake (here: a frozen clock); the time that
+    insights and the Gradescope leaderboard show is the grader's wall clock around the training request."""
+    frozen = """
+import time as _time
+_time.perf_counter = lambda: 42.0
+
+def train(model, images, labels, epochs=None, batch_size=None, seed=0, **kwargs):
+    _time.sleep(1.5)
+    return {"loss": [], "accuracy": [], "seconds": 0.0}
+"""
+    ex = graded(tmp_path, frozen)
+    (test,) = [t for t in ex.tests if t.metrics]
+    assert test.metrics["train_seconds"] >= 1.5

@@ -1,4 +1,4 @@
-"""Hidden checks for ``conv.conv2d`` (oracle: ``torch.nn.functional.conv2d``; Keras rules for 'same').
+"""Hidden checks for ``conv.conv2d`` (as ``torch.nn.functional.conv2d`` computes it; Keras rules for 'same').
 
 Checks are grouped by concept (course.yml ``concepts``): each concept's cases switch on that feature
 alone (no bias outside 'bias', one channel outside 'channels', stride 1 outside 'stride', ...), so

@@ -1,4 +1,4 @@
-"""Hidden checks for ``backprop.conv2d_backward`` (oracle: torch autograd), by concept.
+"""Hidden checks for ``backprop.conv2d_backward`` (as torch autograd computes it), by concept.
 
 dx and dw are graded in the values, stride and padding concepts; db (the sum of dout) alone in 'db'.
 """

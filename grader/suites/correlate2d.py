@@ -1,4 +1,4 @@
-"""Hidden checks for ``conv.correlate2d`` (oracle: ``scipy.signal.correlate2d``, mode 'valid'), by concept."""
+"""Hidden checks for ``conv.correlate2d`` (as ``scipy.signal.correlate2d`` computes it, mode 'valid'), by concept."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

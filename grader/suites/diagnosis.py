@@ -130,7 +130,7 @@ def _answer_earns_credit(ctx: Context, exercise: str, args: tuple, kwargs: dict,
 
 def _shaped_like(got: Any, expected: Any) -> bool:
     if isinstance(expected, tuple):
-        return type(got) is tuple and len(got) == len(expected) and all(_shaped_like(g, e) for g, e in zip(got, expected))
+        return type(got) is tuple and len(got) == len(expected) and all(_shaped_like(g, e) for g, e in zip(got, expected, strict=True))
     return type(got) is np.ndarray and got.shape == np.shape(expected)
 
 
@@ -157,7 +157,7 @@ def property_check(suite: Suite, name: str, strategy: st.SearchStrategy, *, conc
                 fn(ctx, case, False)
 
             try:
-                search_property(ctx, strategy, quiet, max_examples)
+                search_property(ctx, strategy, quiet, max_examples, key=f"{suite.exercise_id}/{name}")
             except Fail:
                 if not last:
                     raise

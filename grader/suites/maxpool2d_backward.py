@@ -1,4 +1,4 @@
-"""Hidden checks for ``backprop.maxpool2d_backward`` (oracle: torch autograd, ties included), by concept."""
+"""Hidden checks for ``backprop.maxpool2d_backward`` (as torch autograd computes it, ties included), by concept."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -1,4 +1,4 @@
-"""Checks shared by the max- and average-pooling suites (oracle: torch's pooling), grouped by concept.
+"""Checks shared by the max- and average-pooling suites (as torch's pooling computes it), grouped by concept.
 
 Each concept's cases switch on that feature alone: the 'values' cases tile the input exactly
 (no floor), the 'floor' cases use the default stride, the 'stride' cases avoid leftover rows...

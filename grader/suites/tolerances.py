@@ -10,7 +10,7 @@ import numpy as np
 #: (rtol, atol relative to the largest magnitude of the expected array)
 FLOAT64 = (1e-6, 1e-6)
 FLOAT32 = (1e-4, 1e-5)
-#: The reference must match its independent oracle (torch, scipy, np.pad) this closely.
+#: The reference must match its independent oracle (grader/suites/oracles.py) this closely.
 REFERENCE_VS_ORACLE = (1e-9, 1e-9)
 #: ...and this closely when the reference computed in float32.
 REFERENCE_VS_ORACLE_FLOAT32 = (1e-5, 1e-5)
