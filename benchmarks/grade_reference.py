@@ -7,7 +7,7 @@
 
 ``--command N`` times ``grader grade solutions --skip mnist_accuracy`` as a user runs it (a new
 process: imports, course, sandboxes, grading, report), N times, with the kept case lists of the
-property searches (``grader.suites.base.case_cache_dir``) first emptied: the first run generates
+property searches (``grader.suites.case_lists.case_cache_dir``) first emptied: the first run generates
 them with hypothesis ("cold"), the others replay them ("warm").
 
 With ``--with-mnist`` the goal is: grading time <= the reference training time + 5 s. Two figures:

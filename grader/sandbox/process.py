@@ -5,6 +5,7 @@ the others in their own process group. :func:`finalize` also runs at interpreter
 """
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -83,6 +84,20 @@ class Namespace:
     def __init__(self) -> None:
         self.pid: int | None = None
         self.pidfd: int | None = None
+
+    def learn(self, info_fd: int) -> None:
+        """Read bwrap's ``--info-fd`` JSON (without blocking) for the namespace's init; hold a pidfd on it."""
+        try:
+            os.set_blocking(info_fd, False)
+            pid = json.loads(os.read(info_fd, 65536).decode()).get("child-pid")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(pid, int) and pid > 1:
+            self.pid = pid
+            try:
+                self.pidfd = os.pidfd_open(pid)
+            except (OSError, AttributeError):
+                self.pidfd = None
 
     def kill(self) -> None:
         if self.pidfd is not None:

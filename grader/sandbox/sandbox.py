@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import bwrap as bw
-from .channel import Channel, grow_pipe, set_nonblocking
+from .channel import Channel, grow_pipe
 from .isolation import WorkerError, bwrap_settings, choose_mode
 from .policy import SandboxLimits, preload, worker_env
 from .process import Capture, Namespace, finalize, kill_quietly, killpg_quietly, popen
@@ -262,28 +262,12 @@ class Sandbox:
         return self._err.text() if self._err else ""
 
     # ------------------------------------------------------------------ end
-    def _read_ns_pid(self) -> None:
-        """bwrap: learn the PID namespace's init from ``--info-fd`` and hold a pidfd on it."""
-        if self._info_r is None or self._ns.pid:
-            return
-        try:
-            set_nonblocking(self._info_r)
-            pid = json.loads(os.read(self._info_r, 65536).decode()).get("child-pid")
-        except (OSError, ValueError, AttributeError):
-            return
-        if isinstance(pid, int) and pid > 1:
-            self._ns.pid = pid
-            try:
-                self._ns.pidfd = os.pidfd_open(pid)
-            except (OSError, AttributeError):
-                self._ns.pidfd = None
-
     def close(self) -> None:
         """Kill everything inside and remove the sandbox's directory."""
         if self._ctl is not None:
             self._send({"op": "exit"})  # the server kills its workers' process groups
-        if self._info_r is not None:
-            self._read_ns_pid()
+        if self._info_r is not None and not self._ns.pid:
+            self._ns.learn(self._info_r)
         self._ns.kill()
         if self._proc is not None:
             killpg_quietly(self._proc.pid)
