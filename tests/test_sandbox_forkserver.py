@@ -77,6 +77,12 @@ def crash():
 def spin():
     while True:
         pass
+
+def leave(code):
+    os._exit(code)
+
+def kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
 '''
 
 
@@ -211,3 +217,12 @@ def test_a_dead_sandbox_is_replaced_for_the_next_exercise(tmp_path):
         with Worker(second.student_dir, limits=LIMITS, sandbox=second) as w:
             assert w.call("probe", "recall").value == [0, None]
         assert boxes.get(SandboxLimits(**{**LIMITS.__dict__, "allow_subprocesses": True})) is None  # a private one
+
+
+def test_a_worker_that_dies_is_told_apart_from_one_that_exits(sandbox):
+    """The fork server reaps each worker: its exact return code, so an exit status of 137 is not
+    mistaken for SIGKILL (as bwrap's 128 + signal would have it)."""
+    r = call(sandbox, "leave", 137)
+    assert r.status == "crashed" and "exit status 137" in r.error.message, r
+    r = call(sandbox, "kill_self")
+    assert r.status == "crashed" and "SIGKILL" in r.error.message, r

@@ -233,7 +233,7 @@ class Worker:
             return self._violations.forbidden_or(self._die("timeout", self._timeout_error(), time.monotonic() - t0))
         except ChannelClosed:
             self._used_s += time.monotonic() - t0
-            status, err = death_cause(self._reap(1.0), self.mode)
+            status, err = death_cause(self._reap(1.0))
             return self._violations.forbidden_or(self._die(status, err, time.monotonic() - t0))
         except wire.WireError as e:
             self._used_s += time.monotonic() - t0

@@ -115,14 +115,10 @@ def error_info(raw: Any) -> ErrorInfo:
                      text=s("text", 300) or None)
 
 
-def death_cause(rc: int | None, mode: str | None) -> tuple[str, ErrorInfo]:
-    """The status and error of a worker that died during a call, from its exit status ``rc``
-    (None: unknown; bwrap reports a signal as 128 + its number)."""
-    sig = None
-    if rc is not None and rc < 0:
-        sig = -rc
-    elif rc is not None and mode == "bwrap" and rc > 128:
-        sig = rc - 128
+def death_cause(rc: int | None) -> tuple[str, ErrorInfo]:
+    """The status and error of a worker that died during a call, from its return code ``rc`` as its fork
+    server reaped it (negative: the signal that killed it; None: unknown)."""
+    sig = -rc if rc is not None and rc < 0 else None
     if sig == signal.SIGXCPU:
         return "timeout", ErrorInfo("Timeout", "the worker used up its CPU time limit")
     if sig is not None:
