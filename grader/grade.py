@@ -18,7 +18,7 @@ from coursekit.course import Course, Exercise
 
 from . import __version__
 from .report import ExerciseResult, GradeReport, TestResult, total
-from .sandbox.launcher import SandboxLimits, Worker
+from .sandbox.launcher import SandboxLimits, Worker, WorkerError
 from .sandbox.sandbox import Sandboxes
 from .submission import Workspace, module_limits, prepare
 from .suites import suite_for
@@ -115,8 +115,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
     message = ""
     not_implemented = 0
     limits = _limits(course, exercise, allow_unsandboxed, threads)
-    sandbox = sandboxes.get(limits) if sandboxes is not None else None
-    with Worker(ws.root, package=ws.package, limits=limits, sandbox=sandbox) as worker:
+    with _started_worker(ws, limits, sandboxes) as worker:
         isolation = worker.isolation
         ctx = Context(worker, exercise, course)
         for check, max_points in zip(suite.checks, points_of, strict=True):
@@ -158,6 +157,21 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
         else:
             status = "passed" if all(t.passed for t in tests) else "failed"
     return _result(exercise, status, started, tests, message), isolation
+
+
+def _started_worker(ws: Workspace, limits: SandboxLimits, sandboxes: Optional[Sandboxes]) -> Worker:
+    """A started worker forked from the submission's sandbox for its view; should that sandbox fail to
+    fork one (whatever an earlier exercise did to it), a worker in a sandbox of its own."""
+    sandbox = sandboxes.get(limits) if sandboxes is not None else None
+    worker = Worker(ws.root, package=ws.package, limits=limits, sandbox=sandbox)
+    try:
+        worker.start()
+    except WorkerError:
+        if sandbox is None:
+            raise
+        worker = Worker(ws.root, package=ws.package, limits=limits)
+        worker.start()
+    return worker
 
 
 def could_not_examine(name: str, max_points: float, exc: BaseException) -> TestResult:

@@ -368,3 +368,21 @@ def test_parallel_grading_parses_python_one_thread_at_a_time(monkeypatch):
     for t in threads:
         t.join()
     assert most[0] == 1
+
+
+def test_a_sandbox_that_cannot_fork_costs_nothing(tmp_path, course, monkeypatch):
+    """Should the submission's sandbox fail to fork a worker (whatever happened to it), the exercise is
+    graded in a sandbox of its own instead of stopping the grading."""
+    from grader.sandbox.isolation import WorkerError
+    from grader.sandbox.sandbox import Sandbox
+
+    real_fork = Sandbox.fork
+
+    def fork(self, *a, **k):
+        if self.prepared:  # the submission's shared sandboxes; a worker's own is not
+            raise WorkerError("the sandbox is gone")
+        return real_fork(self, *a, **k)
+
+    monkeypatch.setattr(Sandbox, "fork", fork)
+    report = grade(reference_submission(tmp_path / "sub"), course, only=["conv_output_size", "pad2d"])
+    assert all(e.status == "passed" and e.score == e.max_score for e in report.exercises), report.exercises

@@ -78,6 +78,17 @@ def spin():
     while True:
         pass
 
+def mypid():
+    return os.getpid()
+
+def peek(pid):
+    try:
+        with open(f"/proc/{pid}/mem", "rb") as f:
+            f.read(1)
+        return "read"
+    except OSError as e:
+        return type(e).__name__
+
 def leave(code):
     os._exit(code)
 
@@ -226,3 +237,11 @@ def test_a_worker_that_dies_is_told_apart_from_one_that_exits(sandbox):
     assert r.status == "crashed" and "exit status 137" in r.error.message, r
     r = call(sandbox, "kill_self")
     assert r.status == "crashed" and "SIGKILL" in r.error.message, r
+
+
+def test_a_worker_cannot_read_a_sibling_workers_memory(sandbox):
+    """Two exercises of one submission run at once in one sandbox, as the same uid: neither can open
+    the other's memory (workers stay undumpable, like their server)."""
+    with worker(sandbox) as a:
+        pid = a.call("probe", "mypid").value
+        assert call(sandbox, "peek", pid).value == "PermissionError"

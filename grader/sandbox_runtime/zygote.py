@@ -14,8 +14,9 @@ Messages are JSON objects, one per packet. Grader to server: ``{"op": "init", "s
 ``{"op": "exit"}``. Server to grader: ``ready`` or ``fatal`` (after ``init``), ``forked`` (id, pid),
 ``exited`` (id, returncode: negative for a signal, as :mod:`subprocess` reports it).
 
-The server itself is not dumpable (no same-uid process may read or write its memory), dies with the
-grader, and runs no student code; a child that kills itself or crashes costs only its exercise.
+The server and its workers are not dumpable (no same-uid process, a sibling worker included, may
+read or write their memory); the server dies with the grader and runs no student code; a child that
+kills itself or crashes costs only its exercise.
 """
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ class Server:
     def child(self, ident: str, token: str, fds: list[int], scratch: str) -> None:
         try:
             _prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL: never outlive the server
-            _prctl(4, 1)  # dumpable again, as any fresh process (the server stays undumpable)
+            # stays undumpable, like the server: a sibling worker (same uid) cannot read or write its memory
             os.setpgid(0, 0)
             req, res, out, err = (os.dup(fd) for fd in fds)
             os.dup2(out, 1)
