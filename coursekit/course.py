@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, Optional, get_args
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -55,16 +55,16 @@ class Exercise(_Strict):
     functions: tuple[str, ...] = Field(min_length=1)
     points: float = Field(ge=0)
     bonus: bool = False
-    time_limit_s: Optional[float] = Field(default=None, gt=0, le=24 * 3600)
-    memory_limit_mb: Optional[int] = Field(default=None, gt=0)
-    forbidden_imports: Optional[tuple[str, ...]] = None
-    forbidden_calls: Optional[tuple[str, ...]] = None
-    allowed_packages: Optional[tuple[PackageName, ...]] = None
-    max_module_kb: Optional[float] = Field(default=None, gt=0, le=100 * 1024)
+    time_limit_s: float | None = Field(default=None, gt=0, le=24 * 3600)
+    memory_limit_mb: int | None = Field(default=None, gt=0)
+    forbidden_imports: tuple[str, ...] | None = None
+    forbidden_calls: tuple[str, ...] | None = None
+    allowed_packages: tuple[PackageName, ...] | None = None
+    max_module_kb: float | None = Field(default=None, gt=0, le=100 * 1024)
     #: Graded after the other exercises, one at a time, with every free core (a training run).
     runs_alone: bool = False
     #: Points per concept the suite's checks grade (sum = points): one mistake costs its concept only.
-    concepts: Optional[dict[str, float]] = None
+    concepts: dict[str, float] | None = None
     #: Exercises whose functions this one uses (the student's own): a failure there is blamed by name.
     depends_on: tuple[str, ...] = ()
 
@@ -80,8 +80,8 @@ class Exercise(_Strict):
 
 
 class Data(_Strict):
-    mnist_dir: Optional[str] = None
-    mnist_url: Optional[str] = None
+    mnist_dir: str | None = None
+    mnist_url: str | None = None
     mnist_sha256: dict[str, str]
 
     @field_validator("mnist_sha256")
@@ -119,7 +119,7 @@ class MnistScale(_Strict):
 
 class Hints(_Strict):
     #: The highest hint level students may reach (0 turns hints off; absent: every level).
-    max_level: Optional[int] = Field(default=None, ge=0)
+    max_level: int | None = Field(default=None, ge=0)
 
 
 #: Gradescope's visibility values, for a test or a whole result.
@@ -179,7 +179,7 @@ class Course(_Strict):
         """Points available without bonus exercises."""
         return sum(ex.points for ex in self.exercises if not ex.bonus)
 
-    def exercise_for_function(self, module: str, function: str) -> Optional[Exercise]:
+    def exercise_for_function(self, module: str, function: str) -> Exercise | None:
         for ex in self.exercises:
             if ex.module == module and function in ex.functions:
                 return ex
@@ -203,7 +203,7 @@ class Course(_Strict):
         return p if p.is_absolute() else (self.root / p)
 
 
-def split_ids(text: Optional[str]) -> list[str]:
+def split_ids(text: str | None) -> list[str]:
     """Exercise ids from a comma-separated list as typed on a command line or in an environment variable."""
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
@@ -234,7 +234,7 @@ def parse_course(text: str, path: Path = Path("course.yml")) -> Course:
         raise CourseConfigError(_format_error(path, err)) from None
 
 
-def load_course(path: Optional[os.PathLike | str] = None) -> Course:
+def load_course(path: os.PathLike | str | None = None) -> Course:
     """Load course.yml (``path``, else ``$COURSE_YML``, else the packaged one)."""
     p = Path(path or os.environ.get("COURSE_YML") or DEFAULT_COURSE_FILE)
     return _load_cached(p.resolve())

@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 import yaml
 
@@ -50,7 +49,7 @@ class Hint:
         return f"**{self.title}**\n\n```text\n{self.text.rstrip()}\n```"
 
 
-def hints_path(course: Optional[Course] = None) -> Path:
+def hints_path(course: Course | None = None) -> Path:
     """``$COURSE_HINTS``, else hints.yml beside course.yml, else in the reference package."""
     if os.environ.get("COURSE_HINTS"):
         return Path(os.environ["COURSE_HINTS"])
@@ -77,7 +76,7 @@ def _read(path: Path, mtime_ns: int) -> dict[str, tuple[str, ...]]:
     return ladders
 
 
-def load_ladders(course: Optional[Course] = None) -> dict[str, tuple[str, ...]]:
+def load_ladders(course: Course | None = None) -> dict[str, tuple[str, ...]]:
     """Every exercise's ladder, as written (no cap applied)."""
     path = hints_path(course)
     if not path.is_file():
@@ -85,12 +84,12 @@ def load_ladders(course: Optional[Course] = None) -> dict[str, tuple[str, ...]]:
     return _read(path, path.stat().st_mtime_ns)
 
 
-def max_level(course: Optional[Course] = None) -> Optional[int]:
+def max_level(course: Course | None = None) -> int | None:
     """The course's cap (course.yml ``hints.max_level``), or None for no cap."""
     return (course or load_course()).hints.max_level
 
 
-def available_levels(exercise: str, course: Optional[Course] = None) -> int:
+def available_levels(exercise: str, course: Course | None = None) -> int:
     course = course or load_course()
     ladders = load_ladders(course)
     if exercise not in ladders:
@@ -99,7 +98,7 @@ def available_levels(exercise: str, course: Optional[Course] = None) -> int:
     return len(ladders[exercise]) if cap is None else min(cap, len(ladders[exercise]))
 
 
-def get_hint(exercise: str, level: int, course: Optional[Course] = None) -> Optional[Hint]:
+def get_hint(exercise: str, level: int, course: Course | None = None) -> Hint | None:
     """Level ``level`` (1-based, clipped to what the course allows) of ``exercise``; None when hints are off."""
     course = course or load_course()
     levels = available_levels(exercise, course)
@@ -109,7 +108,7 @@ def get_hint(exercise: str, level: int, course: Optional[Course] = None) -> Opti
     return Hint(exercise, level, levels, load_ladders(course)[exercise][level - 1])
 
 
-def hint(exercise: str, level: Optional[int] = None, course: Optional[Course] = None) -> Optional[Hint]:
+def hint(exercise: str, level: int | None = None, course: Course | None = None) -> Hint | None:
     """The next hint for ``exercise`` in this session (or ``level``); shown in a notebook, returned too."""
     course = course or load_course()
     wanted = level if level is not None else _shown.get(exercise, 0) + 1

@@ -7,7 +7,6 @@ than the last run showed, up to the course's cap; the levels reached are kept in
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import pytest
 
@@ -51,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    collector: Optional[_Collector] = config.pluginmanager.get_plugin("coursekit-hint-collector")
+    collector: _Collector | None = config.pluginmanager.get_plugin("coursekit-hint-collector")
     if collector is None:
         return
     from coursekit.hints import HintError, get_hint

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 
@@ -304,7 +304,7 @@ def _pool_ceil(function: str):
     return recompute
 
 
-def _pool_stride(function: str, choose: Callable[[int, int, int, int], tuple[int, int]], given: Optional[bool]):
+def _pool_stride(function: str, choose: Callable[[int, int, int, int], tuple[int, int]], given: bool | None):
     def recompute(ref, x, kernel_size, stride=None):
         _need(given is None or (stride is not None) == given)
         kh, kw = _pair(kernel_size)
@@ -400,7 +400,7 @@ def _pool_windows(x: np.ndarray, kernel_size, stride) -> Iterable[tuple[int, int
             yield i, j, slice(i * sh, i * sh + kh), slice(j * sw, j * sw + kw)
 
 
-def _ties(last: Optional[bool]):
+def _ties(last: bool | None):
     """Every tied maximum (last=None) or the last one (last=True) gets the window's gradient."""
 
     def recompute(ref, dout, x, kernel_size, stride=None):
@@ -610,7 +610,7 @@ def self_check_hint(exercise: str, args: tuple, kwargs: dict, got: Any) -> str:
     return f" {text}" if text else ""
 
 
-def assert_close(exercise: str, got: Any, expected: Any, args: tuple, kwargs: Optional[dict] = None, why: str = "",
+def assert_close(exercise: str, got: Any, expected: Any, args: tuple, kwargs: dict | None = None, why: str = "",
                  atol: float = 1e-9, result: Any = None) -> None:
     """``np.testing.assert_allclose`` for the self-checks; a failure message leads with the confirmed
     mistake, if any (computed only when the comparison fails). ``result`` is the function's whole

@@ -35,7 +35,7 @@ import urllib.request
 import zlib
 from http.client import HTTPException
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple, Optional, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -82,7 +82,7 @@ def user_cache_dir() -> Path:
     return base / "convnets-course" / "mnist"
 
 
-def _course_dir() -> Optional[Path]:
+def _course_dir() -> Path | None:
     course = load_course()
     return course.resolve(course.data.mnist_dir) if course.data.mnist_dir else None
 
@@ -96,7 +96,7 @@ def _fix_hint(directory: Path) -> str:
             "or set MNIST_DIR to a directory holding good copies")
 
 
-def resolve_mnist_dir(data_dir: Optional[os.PathLike | str] = None, *,
+def resolve_mnist_dir(data_dir: os.PathLike | str | None = None, *,
                       names: Iterable[str] = MNIST_FILES) -> Path:
     """The directory to read ``names`` from: argument, ``$MNIST_DIR``, course.yml, then the user cache.
 
@@ -182,8 +182,8 @@ def parse_idx(data: bytes, source: str = "<bytes>", advice: str = "replace the f
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
-def _decode(raw: bytes, source: str, sha256: Optional[str], advice: str,
-            cache_key: Optional[tuple[tuple[str, str], tuple[int, ...]]] = None) -> np.ndarray:
+def _decode(raw: bytes, source: str, sha256: str | None, advice: str,
+            cache_key: tuple[tuple[str, str], tuple[int, ...]] | None = None) -> np.ndarray:
     """gunzip, verify the SHA-256 of the uncompressed bytes (unless None), parse the IDX."""
     data = _decompress(raw, source, advice)
     if sha256 is not None:
@@ -201,7 +201,7 @@ def _decode(raw: bytes, source: str, sha256: Optional[str], advice: str,
     return parse_idx(data, source, advice)
 
 
-def read_idx(path: os.PathLike | str, *, sha256: Optional[str] = None) -> np.ndarray:
+def read_idx(path: os.PathLike | str, *, sha256: str | None = None) -> np.ndarray:
     """Read a gzip IDX file into a uint8 array; with ``sha256``, also verify the uncompressed bytes."""
     path = Path(path)
     advice = f"delete it and {_fix_hint(path.parent)}"
@@ -217,7 +217,7 @@ def read_idx(path: os.PathLike | str, *, sha256: Optional[str] = None) -> np.nda
     return _decode(raw, str(path), sha256, advice, key)
 
 
-def _expected_digest(name: str, checksums: Optional[Mapping[str, str]]) -> str:
+def _expected_digest(name: str, checksums: Mapping[str, str] | None) -> str:
     sums = _course_checksums() if checksums is None else checksums
     try:
         return sums[name]
@@ -227,7 +227,7 @@ def _expected_digest(name: str, checksums: Optional[Mapping[str, str]]) -> str:
 
 
 def read_mnist_file(directory: Path, name: str, *, verify: bool = True,
-                    checksums: Optional[Mapping[str, str]] = None) -> np.ndarray:
+                    checksums: Mapping[str, str] | None = None) -> np.ndarray:
     """Read ``directory/<name>.gz`` and check that its shape fits its kind (images or labels)."""
     path = directory / gz_name(name)
     array = read_idx(path, sha256=_expected_digest(name, checksums) if verify else None)
@@ -257,24 +257,24 @@ def _split_files(split: str) -> tuple[str, str]:
         raise ValueError(f"unknown MNIST split {split!r}; expected 'train' or 'test'") from None
 
 
-def load_images(split: str, data_dir: Optional[os.PathLike | str] = None, *, verify: bool = True,
-                checksums: Optional[Mapping[str, str]] = None) -> np.ndarray:
+def load_images(split: str, data_dir: os.PathLike | str | None = None, *, verify: bool = True,
+                checksums: Mapping[str, str] | None = None) -> np.ndarray:
     """uint8 images ``(N, 28, 28)`` of one split (needs only the images file)."""
     name = _split_files(split)[0]
     directory = resolve_mnist_dir(data_dir, names=[name])
     return read_mnist_file(directory, name, verify=verify, checksums=checksums)
 
 
-def load_labels(split: str, data_dir: Optional[os.PathLike | str] = None, *, verify: bool = True,
-                checksums: Optional[Mapping[str, str]] = None) -> np.ndarray:
+def load_labels(split: str, data_dir: os.PathLike | str | None = None, *, verify: bool = True,
+                checksums: Mapping[str, str] | None = None) -> np.ndarray:
     """uint8 labels ``(N,)`` in 0-9 of one split (needs only the labels file)."""
     name = _split_files(split)[1]
     directory = resolve_mnist_dir(data_dir, names=[name])
     return read_mnist_file(directory, name, verify=verify, checksums=checksums)
 
 
-def load_split(split: str, data_dir: Optional[os.PathLike | str] = None, *, verify: bool = True,
-               checksums: Optional[Mapping[str, str]] = None) -> Split:
+def load_split(split: str, data_dir: os.PathLike | str | None = None, *, verify: bool = True,
+               checksums: Mapping[str, str] | None = None) -> Split:
     """``(images, labels)`` of ``"train"`` or ``"test"``, both files from one directory."""
     images_name, labels_name = _split_files(split)
     directory = resolve_mnist_dir(data_dir, names=[images_name, labels_name])
@@ -286,8 +286,8 @@ def load_split(split: str, data_dir: Optional[os.PathLike | str] = None, *, veri
     return Split(images, labels)
 
 
-def load_mnist(data_dir: Optional[os.PathLike | str] = None, *, verify: bool = True,
-               checksums: Optional[Mapping[str, str]] = None) -> Mnist:
+def load_mnist(data_dir: os.PathLike | str | None = None, *, verify: bool = True,
+               checksums: Mapping[str, str] | None = None) -> Mnist:
     """``(train_images, train_labels, test_images, test_labels)``: uint8, images ``(N, 28, 28)``, labels 0-9."""
     directory = resolve_mnist_dir(data_dir, names=MNIST_FILES)
     train = load_split("train", directory, verify=verify, checksums=checksums)
@@ -295,12 +295,12 @@ def load_mnist(data_dir: Optional[os.PathLike | str] = None, *, verify: bool = T
     return Mnist(train.images, train.labels, test.images, test.labels)
 
 
-def verify_mnist(data_dir: Optional[os.PathLike | str] = None, *, names: Iterable[str] = MNIST_FILES,
-                 checksums: Optional[Mapping[str, str]] = None) -> dict[str, Optional[str]]:
+def verify_mnist(data_dir: os.PathLike | str | None = None, *, names: Iterable[str] = MNIST_FILES,
+                 checksums: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """Check each file in ``data_dir`` (default: the resolved directory): name -> None if OK, else the problem."""
     names = tuple(names)
     directory = Path(data_dir).expanduser() if data_dir is not None else resolve_mnist_dir(names=names)
-    report: dict[str, Optional[str]] = {}
+    report: dict[str, str | None] = {}
     for name in names:
         try:
             read_mnist_file(directory, name, verify=True, checksums=checksums)
@@ -312,13 +312,13 @@ def verify_mnist(data_dir: Optional[os.PathLike | str] = None, *, names: Iterabl
 
 # -- opt-in download -------------------------------------------------------------------------
 
-def _course_url() -> Optional[str]:
+def _course_url() -> str | None:
     return load_course().data.mnist_url
 
 
-def download_mnist(dest: Optional[os.PathLike | str] = None, base_url: Optional[str] = None, *,
+def download_mnist(dest: os.PathLike | str | None = None, base_url: str | None = None, *,
                    force: bool = False, names: Iterable[str] = MNIST_FILES,
-                   checksums: Optional[Mapping[str, str]] = None, timeout: float = 60.0) -> Path:
+                   checksums: Mapping[str, str] | None = None, timeout: float = 60.0) -> Path:
     """Fetch ``<base_url>/<name>.gz`` into ``dest`` and return ``dest``.
 
     ``dest`` defaults to ``$MNIST_DIR`` if set, else the user cache; ``base_url`` to course.yml
@@ -374,7 +374,7 @@ def _download_one(url: str, dest: Path, name: str, sums: Mapping[str, str], time
 
 # -- command line ----------------------------------------------------------------------------
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit.mnist", description="Download or verify the MNIST files.")
     sub = parser.add_subparsers(dest="command", required=True)
     dl = sub.add_parser("download", help="fetch the four .gz files (verified, atomic)")

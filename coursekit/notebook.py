@@ -21,7 +21,7 @@ import re
 import sys
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
@@ -129,7 +129,7 @@ def attempt(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 _printed: dict[str, int] = {}
 
 
-def _execution_count() -> Optional[int]:
+def _execution_count() -> int | None:
     try:
         from IPython import get_ipython
     except ImportError:
@@ -153,7 +153,7 @@ def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return result
 
 
-def _difference(got: Any, expected: Any, atol: float) -> Optional[str]:
+def _difference(got: Any, expected: Any, atol: float) -> str | None:
     """None when ``got`` equals ``expected``, else what differs."""
     if isinstance(expected, str) or isinstance(got, str):
         return None if got == expected else f"got {got!r}, expected {expected!r}"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 #: Prefix of every hint, so that feedback, tests and a reader can spot it.
 PREFIX = "numpy 2 change:"
@@ -32,7 +31,7 @@ class Numpy2Change:
     pattern: re.Pattern[str]
     hint: str
     #: Messages that match ``pattern`` but come from something else (left without a hint).
-    unless: Optional[re.Pattern[str]] = None
+    unless: re.Pattern[str] | None = None
 
 
 _SCALAR_FIX = ("numpy 2 converts only 0-d arrays to a Python number (numpy 1 accepted any 1-element array, "
@@ -69,7 +68,7 @@ CHANGES: tuple[Numpy2Change, ...] = (
 )
 
 
-def numpy2_hint(message: str) -> Optional[str]:
+def numpy2_hint(message: str) -> str | None:
     """The one-line hint for a message caused by a known numpy 2 change (``numpy 2 change: ...``), else None."""
     for change in CHANGES:
         if change.pattern.search(message) and not (change.unless and change.unless.search(message)):

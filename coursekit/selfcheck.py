@@ -22,7 +22,7 @@ import traceback
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Optional
+from typing import Callable
 
 import pytest
 
@@ -57,7 +57,7 @@ PINNED = ("numpy", "torch")
 _BROKEN = pytest.StashKey[dict[str, str]]()
 
 
-def grader_versions(pyproject: Optional[Path] = None) -> dict[str, str]:
+def grader_versions(pyproject: Path | None = None) -> dict[str, str]:
     """The ``==`` pins of numpy and torch in pyproject.toml beside course.yml (empty when absent)."""
     path = pyproject or load_course().root / "pyproject.toml"
     try:
@@ -67,7 +67,7 @@ def grader_versions(pyproject: Optional[Path] = None) -> dict[str, str]:
     return dict(re.findall(r'"(' + "|".join(PINNED) + r')==([^";\s]+)"', text))
 
 
-def installed_version(package: str) -> Optional[str]:
+def installed_version(package: str) -> str | None:
     """The installed version without a local label (``2.13.0+cpu`` -> ``2.13.0``); None when not installed."""
     try:
         return metadata.version(package).split("+")[0]
@@ -75,7 +75,7 @@ def installed_version(package: str) -> Optional[str]:
         return None
 
 
-def version_line(pins: dict[str, str], installed: dict[str, Optional[str]]) -> str:
+def version_line(pins: dict[str, str], installed: dict[str, str | None]) -> str:
     """One header line: the versions in use, and a warning naming each one that differs from the grader's."""
     used = ", ".join(f"{name} {installed.get(name) or 'not installed'}" for name in PINNED)
     differ = [f"{name} {want}" for name, want in pins.items() if installed.get(name) != want]
@@ -94,7 +94,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def import_problem(exc: BaseException, package: str, rootdir: Path) -> str:
     """``SyntaxError in exercises/conv.py line 12: invalid syntax: def conv2d(,`` (one line)."""
 
-    def shown(filename: Optional[str]) -> str:
+    def shown(filename: str | None) -> str:
         if not filename:
             return "?"
         try:
@@ -110,7 +110,7 @@ def import_problem(exc: BaseException, package: str, rootdir: Path) -> str:
     return f"{type(exc).__name__}{where} while importing: {exc}".rstrip(": ")
 
 
-def _import_or_problem(config: pytest.Config, name: str) -> tuple[Optional[ModuleType], Optional[str]]:
+def _import_or_problem(config: pytest.Config, name: str) -> tuple[ModuleType | None, str | None]:
     """Import ``name`` once; (module, None), or (None, the one-line reason) -- remembered for the summary."""
     broken = config.stash.setdefault(_BROKEN, {})
     if name not in broken:

@@ -24,7 +24,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -174,18 +174,18 @@ class ConvFrame:
     position: int  # clamped to the output
     cell: tuple[int, int]  # output row, column at that position
     window: tuple[int, int, int, int]  # top, left, height, width in padded coordinates
-    padded: Optional[np.ndarray]  # your pad2d's result, or the image in a NaN border if unavailable
-    output: Optional[np.ndarray]  # your conv2d's full output map (H_out, W_out), or None
+    padded: np.ndarray | None  # your pad2d's result, or the image in a NaN border if unavailable
+    output: np.ndarray | None  # your conv2d's full output map (H_out, W_out), or None
     formula: str
     messages: list[str] = field(default_factory=list)
 
     @property
-    def revealed(self) -> Optional[np.ndarray]:
+    def revealed(self) -> np.ndarray | None:
         """The output map filled up to the current position (NaN after it)."""
         return None if self.output is None else reveal(self.output, self.position)
 
     @property
-    def value(self) -> Optional[float]:
+    def value(self) -> float | None:
         return None if self.output is None else float(self.output[self.cell])
 
 
@@ -251,16 +251,16 @@ class PoolFrame:
     position: int
     cell: tuple[int, int]
     window: tuple[int, int, int, int]
-    output: Optional[np.ndarray]
+    output: np.ndarray | None
     formula: str
     messages: list[str] = field(default_factory=list)
 
     @property
-    def revealed(self) -> Optional[np.ndarray]:
+    def revealed(self) -> np.ndarray | None:
         return None if self.output is None else reveal(self.output, self.position)
 
     @property
-    def value(self) -> Optional[float]:
+    def value(self) -> float | None:
         return None if self.output is None else float(self.output[self.cell])
 
 
@@ -318,7 +318,7 @@ def _box(ax, top: int, left: int, height: int, width: int, color: str, **kwargs:
     ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor=color, **kwargs))
 
 
-def _map_style(values: Optional[np.ndarray]) -> dict[str, Any]:
+def _map_style(values: np.ndarray | None) -> dict[str, Any]:
     """Colours for an output map: diverging around 0 when it has negative values."""
     if values is None or not np.isfinite(values).any():
         return {"cmap": _cmap("magma"), "vmin": 0.0, "vmax": 1.0}
@@ -355,7 +355,7 @@ def render_conv_input(frame: ConvFrame) -> bytes:
     return _png(fig)
 
 
-def _render_output(revealed: Optional[np.ndarray], full: Optional[np.ndarray], out_shape: tuple[int, int],
+def _render_output(revealed: np.ndarray | None, full: np.ndarray | None, out_shape: tuple[int, int],
                    cell: tuple[int, int], title: str) -> bytes:
     fig = _figure(3.6, 3.6)
     ax = fig.add_subplot()
@@ -466,7 +466,7 @@ class ConvExplorer(_Explorer):
     css = "conv-explorer"
 
     def __init__(self, image: str = DIGIT, digit: int = 0, kernel: str = "vertical edges (Sobel)",
-                 stride: int = 1, padding: int = 0, ops: Optional[ConvOps] = None):
+                 stride: int = 1, padding: int = 0, ops: ConvOps | None = None):
         w = _widgets()
         self.ops = ops or ConvOps.student()
         slider = dict(continuous_update=False, style={"description_width": "70px"})
@@ -494,7 +494,7 @@ class ConvExplorer(_Explorer):
         self.widget.add_class(self.css)
         self._init_guard()
         self._set_cells(KERNEL_PRESETS.get(kernel, np.eye(3)))
-        self.frame: Optional[ConvFrame] = None
+        self.frame: ConvFrame | None = None
         self.update(centre=True)
         self.image.observe(lambda _: self.update(centre=True), "value")
         self.digit.observe(lambda _: self.update(), "value")
@@ -534,13 +534,13 @@ class ConvExplorer(_Explorer):
                 fraction = old.position / max(old.out_shape[0] * old.out_shape[1] - 1, 1) if old else 0.0
                 self._redraw(fraction=fraction)
 
-    def update(self, centre: bool = False, fraction: Optional[float] = None) -> None:
+    def update(self, centre: bool = False, fraction: float | None = None) -> None:
         """Recompute the frame from the controls and redraw."""
         with self._exclusive() as fresh:
             if fresh:
                 self._redraw(centre, fraction)
 
-    def _redraw(self, centre: bool = False, fraction: Optional[float] = None) -> None:
+    def _redraw(self, centre: bool = False, fraction: float | None = None) -> None:
         messages: list[str] = []
         image, caption = _load_image(self.image.value, self.digit.value, messages)
         self.digit.disabled = self.image.value != DIGIT
@@ -581,7 +581,7 @@ class PoolExplorer(_Explorer):
     css = "pool-explorer"
 
     def __init__(self, image: str = DIGIT, digit: int = 0, size: int = 2, stride: int = 2, mode: str = "max",
-                 ops: Optional[PoolOps] = None):
+                 ops: PoolOps | None = None):
         w = _widgets()
         self.ops = ops or PoolOps.student()
         slider = dict(continuous_update=False, style={"description_width": "70px"})
@@ -602,7 +602,7 @@ class PoolExplorer(_Explorer):
                                         w.HBox([self.input_view, self.output_view], layout=_TOP)]), "root")
         self.widget.add_class(self.css)
         self._init_guard()
-        self.frame: Optional[PoolFrame] = None
+        self.frame: PoolFrame | None = None
         self.update(centre=True)
         for control in (self.image, self.digit, self.mode):
             control.observe(lambda _: self.update(), "value")
@@ -718,7 +718,7 @@ def render_feature_maps(layer: LayerMaps, columns: int = 8) -> bytes:
 class FeatureMapViewer(_Explorer):
     css = "feature-maps"
 
-    def __init__(self, model, images: np.ndarray, labels: Optional[np.ndarray] = None):
+    def __init__(self, model, images: np.ndarray, labels: np.ndarray | None = None):
         w = _widgets()
         self.model, self.images, self.labels = model, np.asarray(images), labels
         self.digit = self._tag(w.IntSlider(value=0, min=0, max=len(self.images) - 1, description="digit #",
@@ -757,7 +757,7 @@ class FeatureMapViewer(_Explorer):
             self.maps_view.value = render_feature_maps(maps[self.layer.value])
 
 
-def feature_map_viewer(model, images: np.ndarray, labels: Optional[np.ndarray] = None):
+def feature_map_viewer(model, images: np.ndarray, labels: np.ndarray | None = None):
     """Widget: pick a digit and a conv layer, see every channel's response map.
 
     ``model`` is a trained ``torch.nn.Module`` (your ``build_convnet()`` after ``train``); ``images``

@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from coursekit.course import CourseConfigError, load_course, split_ids
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 
-def _selected(course: Course, args: argparse.Namespace) -> Optional[list[Exercise]]:
+def _selected(course: Course, args: argparse.Namespace) -> list[Exercise] | None:
     """The exercises ``--only``/``--skip`` select; None (the reason printed) when an id is unknown."""
     from .grade import select
 
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def writable_target(path: Path, *, folder: bool = False) -> Optional[str]:
+def writable_target(path: Path, *, folder: bool = False) -> str | None:
     """Make ``path``'s parent folders (or ``path`` itself when ``folder``); the problem, or None when writable.
 
     Called before any grading starts, so a bad ``--json``/``--feedback``/``--out`` path is a usage
@@ -108,7 +108,7 @@ def writable_target(path: Path, *, folder: bool = False) -> Optional[str]:
     return None
 
 
-def _usage_errors(targets: list[tuple[Optional[Path], bool]]) -> int:
+def _usage_errors(targets: list[tuple[Path | None, bool]]) -> int:
     """Check every output target (path, is_folder); print each problem; 2 if any, else 0."""
     problems = [msg for path, folder in targets if path is not None
                 for msg in [writable_target(path, folder=folder)] if msg]
@@ -338,7 +338,7 @@ def _instructor_tool(args: argparse.Namespace, course) -> int:
     return import_module(f".{args.command}", __package__).command(args, course)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         course = load_course(args.course)

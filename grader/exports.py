@@ -12,7 +12,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping
 
 from coursekit.course import Course
 
@@ -97,7 +97,7 @@ def write_csv(path: Path, rows: Iterable[Iterable[Any]]) -> Path:
     return path
 
 
-def _score(row: Optional[ResultRow]) -> str:
+def _score(row: ResultRow | None) -> str:
     return "" if row is None else f"{round(row.score, 2):g}"
 
 

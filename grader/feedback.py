@@ -11,7 +11,7 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 from rich.console import Console
@@ -41,7 +41,7 @@ def split_message(message: str) -> tuple[str, str]:
     return head, rest
 
 
-def print_report(report: GradeReport, console: Optional[Console] = None) -> None:
+def print_report(report: GradeReport, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"Grade: {report.score_text()}", title_justify="left")
     table.add_column("exercise")
@@ -92,7 +92,7 @@ def markdown(report: GradeReport) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- pictures
-def _drawable(value: Any) -> Optional[np.ndarray]:
+def _drawable(value: Any) -> np.ndarray | None:
     """A plain float64 copy of a real-valued array fit for a picture, else None."""
     if type(value) is not np.ndarray or value.dtype.kind not in "biuf":
         return None
@@ -109,7 +109,7 @@ def _finite_or_nan(data: np.ndarray) -> np.ndarray:
     return np.clip(np.where(np.isfinite(data), data, np.nan), -_DRAW_LIMIT, _DRAW_LIMIT)
 
 
-def _array_picture(expected: Any, got: Any) -> Optional[str]:
+def _array_picture(expected: Any, got: Any) -> str | None:
     """A PNG (as a data URI) of expected / got / difference for a 2-D slice, or None.
 
     Non-finite values (NaN, inf, and differences that overflow, e.g. of 1e308) are left blank; a
@@ -146,7 +146,7 @@ def _array_picture(expected: Any, got: Any) -> Optional[str]:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def safe_render(render: Callable[[], Optional[str]], fallback: Optional[str] = None) -> Optional[str]:
+def safe_render(render: Callable[[], str | None], fallback: str | None = None) -> str | None:
     """The one guard around every rendering of student data: on any error, ``fallback`` (text or nothing)."""
     try:
         return render()

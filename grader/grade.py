@@ -12,7 +12,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 from coursekit.course import Course, Exercise
 
@@ -56,7 +56,7 @@ class GraderInternalError(RuntimeError):
     """The grader itself is broken; no score is reported."""
 
 
-def select(course: Course, only: Optional[Iterable[str]] = None, skip: Optional[Iterable[str]] = None) -> list[Exercise]:
+def select(course: Course, only: Iterable[str] | None = None, skip: Iterable[str] | None = None) -> list[Exercise]:
     """Exercises to grade, in course order; unknown ids raise KeyError naming them."""
     only_set, skip_set = set(only or []), set(skip or [])
     unknown = sorted((only_set | skip_set) - set(course.ids))
@@ -65,7 +65,7 @@ def select(course: Course, only: Optional[Iterable[str]] = None, skip: Optional[
     return [ex for ex in course.exercises if (not only_set or ex.id in only_set) and ex.id not in skip_set]
 
 
-def syntax_problem(path: Path) -> Optional[str]:
+def syntax_problem(path: Path) -> str | None:
     """A student-readable description of a syntax error in ``path``, or None."""
     try:
         ast.parse(path.read_bytes(), filename=path.name)
@@ -78,7 +78,7 @@ def syntax_problem(path: Path) -> Optional[str]:
     return None
 
 
-def _limits(course: Course, exercise: Exercise, allow_unsandboxed: bool, threads: Optional[int] = None) -> SandboxLimits:
+def _limits(course: Course, exercise: Exercise, allow_unsandboxed: bool, threads: int | None = None) -> SandboxLimits:
     lim = course.limits(exercise.id)
     return SandboxLimits(time_limit_s=lim.time_limit_s, memory_limit_mb=lim.memory_limit_mb,
                          forbidden_imports=tuple(lim.forbidden_imports), forbidden_calls=tuple(lim.forbidden_calls),
@@ -92,7 +92,7 @@ def _result(exercise: Exercise, status: str, started: float, tests: list[TestRes
 
 
 def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsandboxed: bool = False,
-                   threads: Optional[int] = None, sandboxes: Optional[Sandboxes] = None) -> tuple[ExerciseResult, str]:
+                   threads: int | None = None, sandboxes: Sandboxes | None = None) -> tuple[ExerciseResult, str]:
     """Run one exercise's hidden suite against the workspace; returns (result, isolation used).
 
     The worker is forked from the submission's sandbox for its view (``sandboxes``), else it gets a
@@ -111,7 +111,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
             return _result(exercise, "error", started, [], problem), ""
 
     tests: list[TestResult] = []
-    status: Optional[str] = None
+    status: str | None = None
     message = ""
     not_implemented = 0
     limits = _limits(course, exercise, allow_unsandboxed, threads)
@@ -159,7 +159,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
     return _result(exercise, status, started, tests, message), isolation
 
 
-def _started_worker(ws: Workspace, limits: SandboxLimits, sandboxes: Optional[Sandboxes]) -> Worker:
+def _started_worker(ws: Workspace, limits: SandboxLimits, sandboxes: Sandboxes | None) -> Worker:
     """A started worker forked from the submission's sandbox for its view; should that sandbox fail to
     fork one (whatever an earlier exercise did to it), a worker in a sandbox of its own."""
     sandbox = sandboxes.get(limits) if sandboxes is not None else None
@@ -231,9 +231,9 @@ def _imports_of(path: Path) -> set[str]:
     return names
 
 
-def grade_submission(submission: Path, course: Course, only: Optional[Iterable[str]] = None, skip: Optional[Iterable[str]] = None,
-                     allow_unsandboxed: bool = False, on_exercise: Optional[Callable[[ExerciseResult], None]] = None,
-                     threads: Optional[int] = None, parallel: int = 1) -> GradeReport:
+def grade_submission(submission: Path, course: Course, only: Iterable[str] | None = None, skip: Iterable[str] | None = None,
+                     allow_unsandboxed: bool = False, on_exercise: Callable[[ExerciseResult], None] | None = None,
+                     threads: int | None = None, parallel: int = 1) -> GradeReport:
     """Grade a folder or zip; ``on_exercise`` is called as each exercise finishes (progress).
 
     One sandbox per view serves the whole submission, forking a fresh worker per exercise. Up to

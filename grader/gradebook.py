@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 SCHEMA_VERSION = "1"
 
@@ -135,7 +135,7 @@ class Gradebook:
         self._db.execute("COMMIT")
 
     # -- runs ------------------------------------------------------------------------------
-    def start_run(self, build: str, command: str, workers: Optional[int], scheduler: Optional[str]) -> int:
+    def start_run(self, build: str, command: str, workers: int | None, scheduler: str | None) -> int:
         with self.transaction() as db:
             cur = db.execute("INSERT INTO runs (started_at, grader_build, command, workers, scheduler, status) "
                              "VALUES (?, ?, ?, ?, ?, 'running')", (now(), build, command, workers, scheduler))
@@ -146,7 +146,7 @@ class Gradebook:
             db.execute("UPDATE runs SET finished_at=?, status=? WHERE run_id=?", (now(), status, run_id))
 
     # -- reads -----------------------------------------------------------------------------
-    def cached(self, cache_key: str) -> Optional[CachedResult]:
+    def cached(self, cache_key: str) -> CachedResult | None:
         row = self._db.execute("SELECT * FROM cache WHERE cache_key=?", (cache_key,)).fetchone()
         if row is None:
             return None
@@ -162,7 +162,7 @@ class Gradebook:
     def students(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT student FROM students ORDER BY student")]
 
-    def events(self, kind: Optional[str] = None, run_id: Optional[int] = None) -> list[sqlite3.Row]:
+    def events(self, kind: str | None = None, run_id: int | None = None) -> list[sqlite3.Row]:
         sql, args = "SELECT * FROM events WHERE 1=1", []
         if kind:
             sql, args = sql + " AND kind=?", [*args, kind]
@@ -185,7 +185,7 @@ class Gradebook:
         self._event(run_id, "graded", graded_by, result["id"], cache_key)
 
     def record(self, run_id: int, student: str, submission: str, content_hash: str, rows: list[dict[str, Any]],
-               submission_error: Optional[str] = None) -> None:
+               submission_error: str | None = None) -> None:
         """Write a student's rows (``results`` columns as a dict each) and their ``students`` entry."""
         stamp = now()
         self._db.execute("INSERT OR REPLACE INTO students VALUES (?, ?, ?, ?, ?, ?)",
@@ -203,8 +203,8 @@ class Gradebook:
         with self.transaction():
             self._event(run_id, "internal_error", student, None, None, message)
 
-    def _event(self, run_id: int, kind: str, student: Optional[str], exercise: Optional[str], cache_key: Optional[str],
-               detail: Optional[str] = None) -> None:
+    def _event(self, run_id: int, kind: str, student: str | None, exercise: str | None, cache_key: str | None,
+               detail: str | None = None) -> None:
         self._db.execute("INSERT INTO events (run_id, at, kind, student, exercise, cache_key, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (run_id, now(), kind, student, exercise, cache_key, detail))
 

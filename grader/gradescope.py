@@ -30,7 +30,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 import yaml
 
@@ -176,7 +176,7 @@ def _package_files(folder: Path, arc: str) -> Iterable[tuple[Path, str]]:
             yield path, f"{arc}/{rel.as_posix()}"
 
 
-def bundle_files(course: Course) -> tuple[list[tuple[Path, str]], Optional[Path]]:
+def bundle_files(course: Course) -> tuple[list[tuple[Path, str]], Path | None]:
     """(file, name in the zip) of the bundled source, and the MNIST folder found (or None)."""
     import coursekit
     import grader
@@ -250,7 +250,7 @@ def command(args: Any, course: Course) -> int:
     return 0
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """``python -m grader.gradescope run --root ROOT --course COURSE``: what run_autograder calls."""
     import argparse
 

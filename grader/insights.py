@@ -25,7 +25,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 from coursekit.course import Course
 
@@ -107,7 +107,7 @@ def _summary(scores: list[float], max_score: float) -> dict[str, Any]:
             "median": round(statistics.median(scores), 4) if scores else None}
 
 
-def mnist_metrics(tests: Iterable[dict[str, Any]], duration_s: float) -> Optional[tuple[float, float]]:
+def mnist_metrics(tests: Iterable[dict[str, Any]], duration_s: float) -> tuple[float, float] | None:
     """(test accuracy, training seconds) from mnist_accuracy's test results (their ``metrics``), or None
     without an accuracy. Seconds: the ``train_seconds`` metric, else ``duration_s``."""
     accuracy = seconds = None
@@ -124,7 +124,7 @@ def mnist_metrics(tests: Iterable[dict[str, Any]], duration_s: float) -> Optiona
     return accuracy, float(duration_s if seconds is None else seconds)
 
 
-def _finite(value: Any) -> Optional[float]:
+def _finite(value: Any) -> float | None:
     return float(value) if type(value) in (int, float) and math.isfinite(value) else None
 
 
@@ -139,7 +139,7 @@ def mnist_points(rows: Iterable[Row]) -> list[dict[str, Any]]:
     return points
 
 
-def build_insights(rows: list[Row], students: list[str], course: Optional[Course] = None) -> dict[str, Any]:
+def build_insights(rows: list[Row], students: list[str], course: Course | None = None) -> dict[str, Any]:
     """Everything the page shows, as plain JSON."""
     order = list(course.ids) if course else []
     exercises = sorted({r.exercise for r in rows}, key=lambda e: (order.index(e) if e in order else len(order), e))
@@ -324,7 +324,7 @@ def html_page(data: dict[str, Any]) -> str:
 """
 
 
-def write_insights(grades_dir: Path, course: Optional[Course] = None) -> dict[str, Path]:
+def write_insights(grades_dir: Path, course: Course | None = None) -> dict[str, Path]:
     """Write ``insights.json`` and ``insights.html`` next to the gradebook."""
     import matplotlib
 

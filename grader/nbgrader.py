@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import nbformat
 from nbformat import NotebookNode
@@ -73,7 +73,7 @@ def check_nbgrader() -> None:
 
 # --------------------------------------------------------------------------- cell metadata
 def nbgrader_metadata(grade_id: str, *, grade: bool = False, solution: bool = False, locked: bool = False,
-                      points: Optional[float] = None) -> dict:
+                      points: float | None = None) -> dict:
     """nbgrader's cell metadata (schema 3) for one cell."""
     meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution, "task": False}
     if grade:
@@ -267,7 +267,7 @@ def config_text(course: Course, assignment: str, stubs: Sequence[str]) -> str:
 
 
 def init_course(course: Course, course_dir: Path, assignment: str = DEFAULT_ASSIGNMENT,
-                only: Optional[Sequence[str]] = None, notebooks_dir: Optional[Path] = None) -> list[Path]:
+                only: Sequence[str] | None = None, notebooks_dir: Path | None = None) -> list[Path]:
     """Write an nbgrader course into ``course_dir``; returns the files written.
 
     ``only`` limits the autograder cells to these exercise ids (all by default); ``notebooks_dir``
@@ -306,7 +306,7 @@ def init_course(course: Course, course_dir: Path, assignment: str = DEFAULT_ASSI
 
 
 # --------------------------------------------------------------------------- submissions nbgrader must not copy
-def submission_problem(folder: Path, student: str) -> Optional[str]:
+def submission_problem(folder: Path, student: str) -> str | None:
     """Why nbgrader must not copy ``submitted/<student>/<assignment>``: a link, or anything that is not a
     regular file or folder, anywhere in it (the student folder and the assignment folder included)."""
     from .submission import SubmissionError, check_tree

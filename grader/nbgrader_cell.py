@@ -14,7 +14,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 from coursekit.course import load_course
 
@@ -68,7 +68,7 @@ def _clip(text: str, indent: str) -> str:
     return "\n".join(indent + line for line in lines)
 
 
-def autograde_cell(exercise_id: str, points: Optional[float] = None) -> float:
+def autograde_cell(exercise_id: str, points: float | None = None) -> float:
     """Grade one exercise of the submission and return the points earned (for an autograder cell).
 
     The submission is ``$GRADER_NBGRADER_SUBMISSION`` (set by the autograde preprocessor), else the
@@ -102,7 +102,7 @@ def autograde_cell(exercise_id: str, points: Optional[float] = None) -> float:
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"<>:]+/)+([^\s/'\"<>:]*)")
 
 
-def public_text(text: str, submission: Optional[Path] = None) -> str:
+def public_text(text: str, submission: Path | None = None) -> str:
     """``text`` without paths of the instructor's machine: the submission folder becomes "your
     submission", any other absolute path its last part (``…/name``)."""
     if submission is not None:

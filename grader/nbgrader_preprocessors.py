@@ -23,7 +23,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 from nbformat import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
@@ -49,7 +49,7 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = previous
 
 
-def _graded_cell_names(resources: dict[str, Any]) -> Optional[tuple[set[str], set[str]]]:
+def _graded_cell_names(resources: dict[str, Any]) -> tuple[set[str], set[str]] | None:
     """(grade cell names, all source cell names) of this notebook in the gradebook; None if unknown."""
     info = resources.get("nbgrader", {})
     try:

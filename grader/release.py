@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Optional
 
 import yaml
 
@@ -150,7 +149,7 @@ def pinned_versions(root: Path) -> dict[str, str]:
     return pins
 
 
-def _course_yml(course: Course, mnist_url: Optional[str]) -> str:
+def _course_yml(course: Course, mnist_url: str | None) -> str:
     """The kit's course.yml: no path of this machine; MNIST in the kit's own data/mnist, else downloaded."""
     raw = yaml.safe_load((course.root / "course.yml").read_text(encoding="utf-8"))
     raw.setdefault("data", {})
@@ -193,7 +192,7 @@ def _copy_tree(src: Path, dst: Path, patterns: tuple[str, ...]) -> list[Path]:
     return written
 
 
-def release(course: Course, out: Path, *, with_data: bool = False, mnist_url: Optional[str] = None,
+def release(course: Course, out: Path, *, with_data: bool = False, mnist_url: str | None = None,
             nbgrader: bool = False) -> list[Path]:
     """Write the student release into ``out`` (which must be new or empty); returns the files.
 

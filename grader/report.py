@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .versions import runtime_versions
 
@@ -23,7 +23,7 @@ class TestResult:
     max_points: float
     message: str = ""
     #: Arrays of the shrunk counterexample (expected, got) for pictures; never written to JSON.
-    detail: Optional[dict[str, Any]] = field(default=None, repr=False, compare=False)
+    detail: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     #: When a check raised on the student's answer: the grader's traceback, for the instructor (JSON only,
     #: never in the student's feedback).
     grader_traceback: str = field(default="", repr=False)

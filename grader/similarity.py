@@ -23,7 +23,6 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from coursekit.course import Course
 
@@ -109,7 +108,7 @@ def _stub_files(course: Course, into: Path) -> list[Path]:
 
 
 def find_similar(submissions_dir: Path, course: Course, threshold: float = DEFAULT_THRESHOLD,
-                 boilerplate: Optional[list[Path]] = None) -> SimilarityReport:
+                 boilerplate: list[Path] | None = None) -> SimilarityReport:
     """Compare every pair of submissions; pairs sorted most similar first."""
     from copydetect import CopyDetector
 

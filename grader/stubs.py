@@ -18,7 +18,6 @@ import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from coursekit.course import Course
 
@@ -42,7 +41,7 @@ class Drift:
     reason: str
 
 
-def _enclosing_function(lines: list[str], index: int, indent: int) -> Optional[str]:
+def _enclosing_function(lines: list[str], index: int, indent: int) -> str | None:
     """Name of the innermost ``def`` that encloses line ``index`` (indented ``indent``)."""
     for j in range(index - 1, -1, -1):
         m = _DEF.match(lines[j])
@@ -103,7 +102,7 @@ def render_stubs(course: Course) -> dict[str, str]:
     return rendered
 
 
-def write_stubs(course: Course, out_dir: Optional[Path] = None) -> list[Path]:
+def write_stubs(course: Course, out_dir: Path | None = None) -> list[Path]:
     """(Re)write the stubs; returns the files written. Stale stub modules are removed."""
     out = Path(out_dir) if out_dir else course.resolve(course.student_package)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +118,7 @@ def write_stubs(course: Course, out_dir: Optional[Path] = None) -> list[Path]:
     return written
 
 
-def check_stubs(course: Course, out_dir: Optional[Path] = None) -> list[Drift]:
+def check_stubs(course: Course, out_dir: Path | None = None) -> list[Drift]:
     """Differences between ``exercises/`` and what the generator would write (empty: in sync)."""
     out = Path(out_dir) if out_dir else course.resolve(course.student_package)
     rendered = render_stubs(course)

@@ -27,7 +27,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Mapping, Union
 
 if TYPE_CHECKING:
     from coursekit.course import Course
@@ -197,7 +197,7 @@ def _unzip(archive: Path, into: Path) -> Path:
 # ------------------------------------------------------------------------------------------ folders
 
 
-def check_tree(root: Path, label: Optional[str] = None) -> None:
+def check_tree(root: Path, label: str | None = None) -> None:
     """Refuse a folder holding a link or anything that is not a regular file or folder, or too many entries.
 
     ``root`` itself may be a link (the caller named it); nothing under it may be.
@@ -244,7 +244,7 @@ def _find_modules(root: Path, package: str) -> Path:
     return root
 
 
-def _read_module(path: Path, limit: int) -> tuple[Optional[bytes], str]:
+def _read_module(path: Path, limit: int) -> tuple[bytes | None, str]:
     """(bytes, "") of a regular file within ``limit`` bytes; (None, why) otherwise; (None, "") if absent."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)

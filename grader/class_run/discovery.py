@@ -6,7 +6,6 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..submission import shown
 
@@ -18,7 +17,7 @@ _NBGRADER_DIRS = ("source", "release", "autograded", "feedback")
 class StudentSubmission:
     student: str
     path: Path
-    refused: Optional[str] = None     # why this submission is not read at all (a link, a clashing id)
+    refused: str | None = None     # why this submission is not read at all (a link, a clashing id)
 
 
 #: A plain student id: starts with a letter or digit, then letters, digits, ``. _ - @ +`` (no formula
@@ -26,7 +25,7 @@ class StudentSubmission:
 _PLAIN_ID = re.compile(r"[^\W_][\w.@+-]{0,99}")
 
 
-def id_problem(student: str) -> Optional[str]:
+def id_problem(student: str) -> str | None:
     """Why ``student`` cannot be used as an id in the gradebook, file names and CSVs; None if it can."""
     if not _PLAIN_ID.fullmatch(student) or student.endswith("."):
         return ("not a plain student id (letters, digits and . _ - @ +, starting with a letter or digit, "
@@ -39,7 +38,7 @@ def id_key(student: str) -> str:
     return unicodedata.normalize("NFKC", student).casefold()
 
 
-def discover(root: Path, assignment: Optional[str] = None) -> tuple[list[StudentSubmission], list[str]]:
+def discover(root: Path, assignment: str | None = None) -> tuple[list[StudentSubmission], list[str]]:
     """One submission per student folder or ``<student>.zip``; notes say what was ignored and why.
 
     ``root`` may also be an nbgrader course directory (its ``submitted/`` folder is used); with

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable
 
 from coursekit.course import Course, Exercise
 
@@ -52,7 +52,7 @@ class ClassRun:
 
     def __init__(self, course: Course, exercises: list[Exercise], gb: Gradebook, summary: RunSummary, *,
                  force: bool = False, allow_unsandboxed: bool = False,
-                 on_student: Optional[Callable[[str, bool], None]] = None) -> None:
+                 on_student: Callable[[str, bool], None] | None = None) -> None:
         self.course, self.exercises = course, exercises
         self.gb, self.summary, self.run_id = gb, summary, summary.run_id
         self.force, self.allow_unsandboxed = force, allow_unsandboxed

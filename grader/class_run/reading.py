@@ -6,7 +6,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from coursekit.course import Course, Exercise
 
@@ -37,7 +37,7 @@ class StudentPlan:
     keys: dict[str, ExerciseKey]                  # every course exercise -> its key now
     sources: dict[str, bytes] = field(default_factory=dict)       # readable modules, sent to the grading worker
     local: dict[str, dict[str, Any]] = field(default_factory=dict)  # results known without running student code
-    error: Optional[str] = None                   # the SubmissionError, if the submission cannot be read
+    error: str | None = None                   # the SubmissionError, if the submission cannot be read
 
     def student_keys(self) -> StudentKeys:
         return StudentKeys(self.student, self.content_hash, {i: k.cache_key for i, k in self.keys.items()})

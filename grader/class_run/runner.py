@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from coursekit.course import Course
 
@@ -73,12 +73,12 @@ class GradeAllOptions:
 
     out: Path = Path("grades")             # gradebook, exports, feedback
     workers: int = 1                       # local grading processes (without ``scheduler``)
-    scheduler: Optional[str] = None        # a dask.distributed scheduler address
+    scheduler: str | None = None        # a dask.distributed scheduler address
     force: bool = False                    # regrade everything, ignoring recorded results
     only: tuple[str, ...] = ()             # exercise ids to grade (empty: all)
     skip: tuple[str, ...] = ()             # exercise ids to leave out
     allow_unsandboxed: bool = False
-    assignment: Optional[str] = None       # nbgrader layout: grade <student>/<assignment>
+    assignment: str | None = None       # nbgrader layout: grade <student>/<assignment>
     command: str = "grade-all"             # as recorded in the gradebook's run
 
 
@@ -92,7 +92,7 @@ class RunObserver(Protocol):
 
 
 def grade_all(submissions_dir: Path, course: Course, options: GradeAllOptions = GradeAllOptions(),
-              backend: Any = None, observer: Optional[RunObserver] = None) -> RunSummary:
+              backend: Any = None, observer: RunObserver | None = None) -> RunSummary:
     """Grade every submission under ``submissions_dir`` into the gradebook and exports in ``options.out``.
 
     ``backend`` (default: a :class:`DaskBackend` for ``options.scheduler``, else a :class:`PoolBackend`)
@@ -104,7 +104,7 @@ def grade_all(submissions_dir: Path, course: Course, options: GradeAllOptions = 
     exercises = select(course, options.only, options.skip)
     out = Path(options.out)
     lock = _Lock(out)
-    gb: Optional[Gradebook] = None
+    gb: Gradebook | None = None
     try:
         gb = Gradebook(out / "gradebook.sqlite")
         subs, notes = discover(Path(submissions_dir), options.assignment)

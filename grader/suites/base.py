@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
@@ -38,7 +38,7 @@ class Check:
     name: str
     weight: float
     #: Returns None for a pass, or the share of the points earned (0..1); raises Fail otherwise.
-    run: Callable[["Context"], Optional[float]]
+    run: Callable[["Context"], float | None]
     #: The concept the check grades (course.yml ``concepts``); its points are shared by the concept's checks.
     concept: str = ""
 

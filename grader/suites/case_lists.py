@@ -19,7 +19,7 @@ import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import hypothesis
 
@@ -30,7 +30,7 @@ CASE_CACHE_ENV = "GRADER_CASE_CACHE"
 _CACHE_FORMAT = 1
 
 
-def case_cache_dir() -> Optional[Path]:
+def case_cache_dir() -> Path | None:
     """Where case lists live: ``$GRADER_CASE_CACHE`` (``off``: nowhere), else ``$XDG_CACHE_HOME`` or
     ``~/.cache``, then ``convnets-grader/cases/<fingerprint>``. The fingerprint covers hypothesis's
     and Python's versions and every hidden-suite source file, so a list is never used for other
@@ -51,14 +51,14 @@ def _suites_fingerprint() -> str:
     return digest.hexdigest()[:32]
 
 
-def _case_file(key: str, max_examples: int) -> Optional[Path]:
+def _case_file(key: str, max_examples: int) -> Path | None:
     folder = case_cache_dir() if key else None
     if folder is None:
         return None
     return folder / (hashlib.sha256(f"{key}\0{max_examples}".encode()).hexdigest()[:32] + ".json")
 
 
-def load_cases(key: str, max_examples: int) -> Optional[list[Any]]:
+def load_cases(key: str, max_examples: int) -> list[Any] | None:
     """The kept list for this check, or None (none kept, unreadable, or not what this check stored)."""
     try:
         path = _case_file(key, max_examples)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -40,10 +40,10 @@ def rule_dtype(*inputs: Any) -> np.dtype:
     return np.dtype(np.float32) if arrays and np.result_type(*arrays) == np.float32 else np.dtype(np.float64)
 
 
-HintFn = Callable[[np.ndarray, np.ndarray], Optional[str]]
+HintFn = Callable[[np.ndarray, np.ndarray], str | None]
 
 
-def _safe_hint(hint: Optional[HintFn], got: np.ndarray, expected: np.ndarray) -> str:
+def _safe_hint(hint: HintFn | None, got: np.ndarray, expected: np.ndarray) -> str:
     """The suite's hint as ``". hint"``, or "" (also when the hint itself cannot cope with ``got``)."""
     if hint is None:
         return ""
@@ -54,8 +54,8 @@ def _safe_hint(hint: Optional[HintFn], got: np.ndarray, expected: np.ndarray) ->
     return f". {extra}" if extra else ""
 
 
-def assert_array_matches(got: Any, expected: Any, *, what: str, inputs: str = "", hint: Optional[HintFn] = None,
-                         check_dtype: Optional[bool] = None) -> None:
+def assert_array_matches(got: Any, expected: Any, *, what: str, inputs: str = "", hint: HintFn | None = None,
+                         check_dtype: bool | None = None) -> None:
     """Type, shape, values and dtype of ``got`` against ``expected``; raises :class:`Fail`, never anything else.
 
     Order: a plain numpy array of real numbers, the shape, the values (in float64, with the tolerance

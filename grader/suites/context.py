@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
@@ -91,7 +91,7 @@ class Context:
         return self._unwrap(self.worker.describe_model(module=self.exercise.module, builder=builder, input_shape=input_shape))
 
     def train_and_probe(self, train_images: np.ndarray, train_labels: np.ndarray, probe_images: np.ndarray, *,
-                        seed: int = 0, threads: Optional[int] = None, max_values: int = 2_000_000) -> tuple[Any, float]:
+                        seed: int = 0, threads: int | None = None, max_values: int = 2_000_000) -> tuple[Any, float]:
         """Train the student's convnet in the worker on the training set only.
 
         Returns the worker's unvalidated reply (``names``, ``params``, ``probe_logits``, ``train_seconds``,
@@ -124,7 +124,7 @@ class Context:
 
     # -- one comparison --------------------------------------------------------------------
     def compare(self, function: str, args: tuple, kwargs: dict, expected: Any, *, what: str, inputs: str,
-                hint: Optional[Callable[[np.ndarray, np.ndarray], Optional[str]]] = None) -> None:
+                hint: Callable[[np.ndarray, np.ndarray], str | None] | None = None) -> None:
         """Call the student, compare each returned array with ``expected``, check inputs untouched."""
         try:
             got, mutated = self.student_checked(function, *args, **kwargs)

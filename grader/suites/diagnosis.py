@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from types import SimpleNamespace
-from typing import Any, Callable, Optional, TYPE_CHECKING
+from typing import Any, Callable, TYPE_CHECKING
 
 import numpy as np
 from hypothesis import strategies as st
@@ -73,8 +73,8 @@ def with_diagnosis(failure: Fail, ids: list[str], blame: list[tuple[str, str]] =
 
 
 def compare(ctx: Context, exercise: str, args: tuple, kwargs: dict, expected: Any, *, what: str, inputs: str,
-            sent: Optional[tuple] = None, items: Optional[tuple[int, ...]] = None, mutation: bool = False,
-            diagnosed: bool = True, blame: Optional[Callable[[Any], list[tuple[str, str]]]] = None) -> None:
+            sent: tuple | None = None, items: tuple[int, ...] | None = None, mutation: bool = False,
+            diagnosed: bool = True, blame: Callable[[Any], list[tuple[str, str]]] | None = None) -> None:
     """Call the student's ``exercise`` function with ``sent`` (default ``args``) and compare with ``expected``.
 
     ``items`` compares only those items of a tuple result. ``mutation`` checks only that the inputs
@@ -115,7 +115,7 @@ def compare(ctx: Context, exercise: str, args: tuple, kwargs: dict, expected: An
 
 
 def _answer_earns_credit(ctx: Context, exercise: str, args: tuple, kwargs: dict, got: Any, expected: Any,
-                         items: Optional[tuple[int, ...]]) -> bool:
+                         items: tuple[int, ...] | None) -> bool:
     """Right, or wrong only by a confirmed classic mistake: an answer that is more than garbage of the right shape."""
     try:
         if isinstance(expected, tuple):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import reprlib
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def _array_body(array: np.ndarray) -> str:
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+)$')
 
 
-def student_frame(traceback: str, package: str = "") -> Optional[str]:
+def student_frame(traceback: str, package: str = "") -> str | None:
     """``exercises/pooling.py, line 12, in maxpool2d: assert x.ndim == 4`` from a worker traceback, or None.
 
     The innermost frame in the student's package wins; otherwise the innermost frame of all.

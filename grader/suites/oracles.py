@@ -12,7 +12,7 @@ so grading imports neither torch nor ``scipy.signal`` (seconds of start-up on th
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def _padded(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.n
     return xp
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: IntPair, padding) -> np.ndarray:
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: IntPair, padding) -> np.ndarray:
     """``out[n, f, i, j] = b[f] + sum over c, a, d of xp[n, c, i*sh + a, j*sw + d] * w[f, c, a, d]``, summed
     one kernel offset (a, d) at a time: the strided slice of ``xp`` under that offset times ``w[:, :, a, d]``
     (the reference gathers every window into one matrix product instead)."""
@@ -92,7 +92,7 @@ def conv2d_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stride: IntP
     return dx, dw, dout.sum(axis=(0, 2, 3))
 
 
-def _pool(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair], reduce) -> np.ndarray:
+def _pool(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None, reduce) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     (kh, kw), (h, w) = pair(kernel_size), x.shape[2:]
     sh, sw = (kh, kw) if stride is None else pair(stride)
@@ -103,17 +103,17 @@ def _pool(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair], reduce
     return out
 
 
-def maxpool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None) -> np.ndarray:
+def maxpool2d(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None) -> np.ndarray:
     """The maximum of every window (a NaN in a window gives NaN, as torch does)."""
     return _pool(x, kernel_size, stride, np.max)
 
 
-def avgpool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None) -> np.ndarray:
+def avgpool2d(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None) -> np.ndarray:
     """The mean of every window."""
     return _pool(x, kernel_size, stride, np.mean)
 
 
-def maxpool2d_backward(dout: np.ndarray, x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = None) -> np.ndarray:
+def maxpool2d_backward(dout: np.ndarray, x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None) -> np.ndarray:
     """Each window sends its ``dout`` to the pixel torch's scan picks: the first maximum in row-major
     order (the last NaN if the window holds one); overlapping windows add up."""
     dout, x = np.asarray(dout, dtype=np.float64), np.asarray(x, dtype=np.float64)

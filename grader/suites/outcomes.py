@@ -1,14 +1,14 @@
 """What a check can end with, apart from passing: the outcomes the grading loop (grader/grade.py) tells apart."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 
 class Fail(AssertionError):
     """The student's answer is wrong; the message says how."""
 
     def __init__(self, message: str, *, expected: Any = None, got: Any = None, inputs: Any = None,
-                 mistakes: Optional[list[str]] = None):
+                 mistakes: list[str] | None = None):
         super().__init__(message)
         self.expected, self.got, self.inputs = expected, got, inputs
         #: Ids of confirmed classic mistakes (coursekit.mistakes), for class insights.
