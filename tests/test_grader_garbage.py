@@ -97,7 +97,9 @@ SPOILERS: list[Callable[[np.ndarray], Any]] = [
     lambda c: np.full(c.shape, math.inf, np.float32),
 ]
 #: Concepts that an answer of the right shape earns whatever its values: none (see SPOILERS).
-SHAPE_ONLY_CONCEPTS: tuple[str, ...] = ()
+#: Concepts graded on the answer's shape alone (conv2d's output-shape formula): an array of the right
+#: shape earns them whatever its values, as the formula is what they grade.
+SHAPE_ONLY_CONCEPTS: tuple[str, ...] = ("shape",)
 RAW_SPOILERS: list[Callable[[np.ndarray], Any]] = [
     lambda c: c.astype(complex) + 1j,
     lambda c: np.where(np.ones(c.shape, bool), None, c).astype(object),
@@ -133,6 +135,9 @@ class GarbageWorker:
 
     def __enter__(self) -> "GarbageWorker":
         return self
+
+    def start(self, wait: bool = True) -> None:  # as Worker.start: nothing to answer, no draw
+        return None
 
     def __exit__(self, *exc: Any) -> None:
         return None
