@@ -38,7 +38,7 @@ from grader.sandbox.launcher import Sandbox, SandboxLimits, Worker  # noqa: E402
 
 CHECK = False
 STUDENT = "def echo(x):\n    return x\ndef shape(x):\n    return list(x.shape)\ndef nothing():\n    return None\n"
-LIMITS = SandboxLimits(time_limit_s=600, forbidden_imports=("torch", "tensorflow", "jax", "scipy.signal"),
+LIMITS = SandboxLimits(time_limit_s=600, memory_limit_mb=1024, forbidden_imports=("torch", "tensorflow", "jax", "scipy.signal"),
                        forbidden_calls=("numpy.convolve", "numpy.correlate"))
 
 

@@ -79,10 +79,7 @@ def syntax_problem(path: Path) -> str | None:
 
 
 def _limits(course: Course, exercise: Exercise, allow_unsandboxed: bool, threads: int | None = None) -> SandboxLimits:
-    lim = course.limits(exercise.id)
-    return SandboxLimits(time_limit_s=lim.time_limit_s, memory_limit_mb=lim.memory_limit_mb,
-                         forbidden_imports=tuple(lim.forbidden_imports), forbidden_calls=tuple(lim.forbidden_calls),
-                         packages=tuple(lim.allowed_packages), allow_unsandboxed=allow_unsandboxed, threads=threads)
+    return SandboxLimits.of(course.limits(exercise.id), allow_unsandboxed=allow_unsandboxed, threads=threads)
 
 
 def _result(exercise: Exercise, status: str, started: float, tests: list[TestResult], message: str = "") -> ExerciseResult:

@@ -59,7 +59,7 @@ def mode(request, monkeypatch) -> str:
     sandboxes: list[Sandbox] = []
     original = Worker.__init__
 
-    def forked_from_a_sandbox(self, student_dir, package="exercises", limits=SandboxLimits(), *, mode=None,
+    def forked_from_a_sandbox(self, student_dir, package="exercises", limits=None, *, mode=None,
                               sandbox=None):
         if sandbox is None:
             sandbox = Sandbox(student_dir, package, limits, mode=mode)

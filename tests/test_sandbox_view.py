@@ -186,7 +186,7 @@ VENV_SCRIPT = """
 import json, sys
 from grader.sandbox.launcher import SandboxLimits, Worker
 student, mode, forbidden, *paths = sys.argv[1:]
-lim = SandboxLimits(time_limit_s=60, packages=("numpy", "scipy"), forbidden_imports=tuple(forbidden.split(",")))
+lim = SandboxLimits(time_limit_s=60, memory_limit_mb=1024, packages=("numpy", "scipy"), forbidden_imports=tuple(forbidden.split(",")))
 out = {}
 with Worker(student, limits=lim, mode=mode) as w:  # first: a violation taints every later call of a worker
     fft = w.call("probe", "fft")
@@ -289,7 +289,7 @@ def test_the_visible_packages_come_from_course_yml_in_one_place():
     numpy_ex, torch_ex = limits_of("conv2d"), limits_of("convnet")
     assert numpy_ex.visible_packages() == ("numpy", "scipy")
     assert torch_ex.visible_packages() == ("numpy", "torch")
-    assert SandboxLimits(packages=("numpy", "torch"), forbidden_imports=("torch",)).visible_packages() == ("numpy",)
-    assert SandboxLimits(packages=("numpy", "scipy"), forbidden_imports=("scipy.signal",)).visible_packages() == (
+    assert SandboxLimits(60, 1024, packages=("numpy", "torch"), forbidden_imports=("torch",)).visible_packages() == ("numpy",)
+    assert SandboxLimits(60, 1024, packages=("numpy", "scipy"), forbidden_imports=("scipy.signal",)).visible_packages() == (
         "numpy", "scipy")
-    assert SandboxLimits().visible_packages() == ("numpy",)  # the sandbox's default is the least
+    assert SandboxLimits(60, 1024).visible_packages() == ("numpy",)  # the sandbox's default is the least

@@ -12,7 +12,7 @@ from grader.sandbox_runtime import landlock
 from grader.sandbox.launcher import Build, SandboxLimits, Worker, WorkerError
 
 MODES = [m for m in ("bwrap", "landlock") if launcher.isolation_available(m)]
-LIMITS = SandboxLimits(time_limit_s=30, forbidden_imports=("torch", "scipy.signal"),
+LIMITS = SandboxLimits(time_limit_s=30, memory_limit_mb=1024, forbidden_imports=("torch", "scipy.signal"),
                        forbidden_calls=("numpy.convolve",))
 
 
@@ -115,18 +115,18 @@ def test_isolation_is_named_and_the_student_dir_is_checked(tmp_path, mode):
         assert w.isolation == {"bwrap": "bubblewrap+seccomp+rlimits", "landlock": "landlock+seccomp+rlimits"}[mode]
         assert 0 < w.remaining_s <= 30
     with pytest.raises(WorkerError, match="does not exist"):
-        Worker(tmp_path / "missing", mode=mode).start()
+        Worker(tmp_path / "missing", limits=LIMITS, mode=mode).start()
 
 
 def test_isolation_choice_and_refusal(tmp_path, monkeypatch):
     sub = write(tmp_path, {"echo.py": ECHO})
     monkeypatch.setenv("GRADER_ISOLATION", "bogus")
     with pytest.raises(WorkerError, match="GRADER_ISOLATION"):
-        Worker(sub).start()
+        Worker(sub, limits=LIMITS).start()
     monkeypatch.setenv("GRADER_ISOLATION", "none")
     with pytest.raises(WorkerError, match="allow-unsandboxed"):
-        Worker(sub).start()
-    with Worker(sub, limits=SandboxLimits(allow_unsandboxed=True, forbidden_imports=("torch",))) as w:
+        Worker(sub, limits=LIMITS).start()
+    with Worker(sub, limits=SandboxLimits(30, 1024, allow_unsandboxed=True, forbidden_imports=("torch",))) as w:
         assert w.isolation == "none (--allow-unsandboxed)"
         assert w.call("echo", "echo", [1]).value == [[1], {}]
     monkeypatch.setenv("GRADER_ISOLATION", "auto")
@@ -140,7 +140,7 @@ def test_isolation_choice_and_refusal(tmp_path, monkeypatch):
     assert launcher.isolation_available() is None
     assert launcher.choose_mode(allow_unsandboxed=True) == "none"
     with pytest.raises(WorkerError, match="no sandbox is available"):
-        Worker(sub).start()
+        Worker(sub, limits=LIMITS).start()
 
 
 def test_the_fallback_really_runs_under_landlock(tmp_path, monkeypatch):

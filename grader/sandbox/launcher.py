@@ -67,8 +67,11 @@ class Worker:
     Forked from ``sandbox`` (one :class:`~.sandbox.Sandbox` per submission and view) when given; else
     the worker starts a private sandbox of its own, closed with it."""
 
-    def __init__(self, student_dir: Path | str, package: str = "exercises", limits: SandboxLimits = SandboxLimits(),
+    def __init__(self, student_dir: Path | str, package: str = "exercises", limits: SandboxLimits | None = None,
                  *, mode: str | None = None, sandbox: Sandbox | None = None):
+        if limits is None:
+            raise TypeError("a worker needs its limits: SandboxLimits.of(course.limits(exercise_id)), or "
+                            "SandboxLimits(time_limit_s=..., memory_limit_mb=...)")
         self.student_dir = Path(student_dir)
         self.package = package
         self.limits = limits

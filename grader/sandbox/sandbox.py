@@ -62,8 +62,11 @@ class ForkedWorker:
 class Sandbox:
     """A fork server in a sandbox for one submission (a context manager)."""
 
-    def __init__(self, student_dir: Path | str, package: str = "exercises", limits: SandboxLimits = SandboxLimits(),
+    def __init__(self, student_dir: Path | str, package: str = "exercises", limits: SandboxLimits | None = None,
                  *, mode: str | None = None, token: str | None = None, prepared: bool = False):
+        if limits is None:
+            raise TypeError("a sandbox needs its limits: SandboxLimits.of(course.limits(exercise_id)), or "
+                            "SandboxLimits(time_limit_s=..., memory_limit_mb=...)")
         self.student_dir, self.package, self.limits = Path(student_dir), package, limits
         self.prepared = prepared  # student_dir is a grader.submission.Workspace: shown as it is, not copied
         self.key = sandbox_key(limits)
