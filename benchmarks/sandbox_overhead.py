@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,23 +47,23 @@ def ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1e3:7.1f} ms (min {min(values) * 1e3:.1f})"
 
 
-def bench(mode: str, repeats: int, sub: Path) -> None:
-    Worker(sub, limits=LIMITS, mode=mode).__enter__().close()  # warm the view cache and the page cache
-    starts, forked = [], []
+def start_seconds(make: Callable[[], Worker], repeats: int) -> list[float]:
+    """Seconds of ``Worker.start()`` for ``repeats`` fresh workers (after one unmeasured start)."""
+    make().__enter__().close()  # warms the view cache, the page cache, a sandbox's server
+    seconds = []
     for _ in range(repeats):
-        w = Worker(sub, limits=LIMITS, mode=mode)
+        w = make()
         t0 = time.perf_counter()
         w.start()
-        starts.append(time.perf_counter() - t0)
+        seconds.append(time.perf_counter() - t0)
         w.close()
+    return seconds
+
+
+def bench(mode: str, repeats: int, sub: Path) -> None:
+    starts = start_seconds(lambda: Worker(sub, limits=LIMITS, mode=mode), repeats)
     with Sandbox(sub, limits=LIMITS, mode=mode) as sb:
-        Worker(sub, limits=LIMITS, sandbox=sb).__enter__().close()  # the server has imported numpy
-        for _ in range(repeats):
-            w = Worker(sub, limits=LIMITS, sandbox=sb)
-            t0 = time.perf_counter()
-            w.start()
-            forked.append(time.perf_counter() - t0)
-            w.close()
+        forked = start_seconds(lambda: Worker(sub, limits=LIMITS, sandbox=sb), repeats)
     x = np.random.default_rng(0).random(5 * 2**20 // 8)
     echo, send, empty = [], [], []
     with Worker(sub, limits=LIMITS, mode=mode) as w:

@@ -158,7 +158,7 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
 
 def _started_worker(ws: Workspace, limits: SandboxLimits, sandboxes: Sandboxes | None) -> Worker:
     """A started worker forked from the submission's sandbox for its view; should that sandbox fail to
-    fork one (whatever an earlier exercise did to it), a worker in a sandbox of its own."""
+    fork one (whatever an earlier exercise did to it), it is replaced and asked once more."""
     sandbox = sandboxes.get(limits) if sandboxes is not None else None
     worker = Worker(ws.root, package=ws.package, limits=limits, sandbox=sandbox)
     try:
@@ -166,7 +166,8 @@ def _started_worker(ws: Workspace, limits: SandboxLimits, sandboxes: Sandboxes |
     except WorkerError:
         if sandbox is None:
             raise
-        worker = Worker(ws.root, package=ws.package, limits=limits)
+        sandbox.close()  # no longer alive: get() starts a new one
+        worker = Worker(ws.root, package=ws.package, limits=limits, sandbox=sandboxes.get(limits))
         worker.start()
     return worker
 

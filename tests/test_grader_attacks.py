@@ -371,15 +371,17 @@ def test_parallel_grading_parses_python_one_thread_at_a_time(monkeypatch):
 
 
 def test_a_sandbox_that_cannot_fork_costs_nothing(tmp_path, course, monkeypatch):
-    """Should the submission's sandbox fail to fork a worker (whatever happened to it), the exercise is
-    graded in a sandbox of its own instead of stopping the grading."""
+    """Should the submission's sandbox fail to fork a worker (whatever happened to it), it is replaced
+    and the exercise graded in the new one, instead of stopping the grading."""
     from grader.sandbox.isolation import WorkerError
     from grader.sandbox.sandbox import Sandbox
 
     real_fork = Sandbox.fork
+    broken: list[Sandbox] = []
 
     def fork(self, *a, **k):
-        if self.prepared:  # the submission's shared sandboxes; a worker's own is not
+        if not broken or broken[0] is self:  # the first sandbox asked is broken for good
+            broken[:1] = [self]
             raise WorkerError("the sandbox is gone")
         return real_fork(self, *a, **k)
 

@@ -27,13 +27,9 @@ import signal
 import socket
 import sys
 
+from .worker import _prctl
+
 _MAX_MESSAGE = 1 << 16
-
-
-def _prctl(option: int, arg: int) -> None:
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
 
 
 def _set_token(old: str, new: str) -> None:
@@ -141,7 +137,6 @@ class Server:
 
     def child(self, ident: str, token: str, fds: list[int], scratch: str) -> None:
         try:
-            _prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL: never outlive the server
             # stays undumpable, like the server: a sibling worker (same uid) cannot read or write its memory
             os.setpgid(0, 0)
             req, res, out, err = (os.dup(fd) for fd in fds)
