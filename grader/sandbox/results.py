@@ -1,6 +1,9 @@
 """What a worker call returns: :class:`CallResult`, its :class:`ErrorInfo`, and their checked
 conversion from the worker's (untrusted) result frames, including the forbidden-act records.
 
+Every string of a frame is student text (:mod:`grader.text`): it is made safe and clipped here, the one
+place where the trusted side turns a worker's frames into results, whatever the sandbox side did.
+
 Statuses: ``ok``, ``error``, ``not_implemented``, ``memory`` (reported by the worker) and ``timeout``,
 ``crashed``, ``forbidden``, ``protocol`` (decided by the grader).
 """
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..sandbox_runtime import wire
+from ..text import ERROR_MESSAGE_CHARS, TRACEBACK_CHARS, student_text, student_value
 
 __all__ = ["STATUSES", "CallResult", "ErrorInfo", "Violations", "death_cause", "error_info", "to_result"]
 STATUSES = ("ok", "error", "not_implemented", "memory", "timeout", "crashed", "forbidden", "protocol")
@@ -61,7 +65,7 @@ class Violations:
         for v in items[:100]:
             if not isinstance(v, dict):
                 raise wire.WireError("a violation must be an object")
-            clean = {k: str(v.get(k, ""))[:500] for k in ("kind", "name", "detail")}
+            clean = {k: student_text(str(v.get(k, "")), 500) for k in ("kind", "name", "detail")}
             if clean not in self.records and len(self.records) < 100:
                 self.records.append(clean)
 
@@ -93,8 +97,9 @@ def to_result(frame: wire.Frame, duration: float, violations: Violations) -> Cal
         error = error_info(meta.get("error"))
     compute = meta.get("duration_s")
     compute = float(compute) if type(compute) in (int, float) and 0 <= compute <= duration else None
-    return CallResult(status=status, value=frame.value if status == "ok" else None, error=error,
-                      duration_s=duration, mutated=tuple(m[:200] for m in mutated[:100]), compute_s=compute)
+    return CallResult(status=status, value=student_value(frame.value) if status == "ok" else None, error=error,
+                      duration_s=duration, mutated=tuple(student_text(m, 200) for m in mutated[:100]),
+                      compute_s=compute)
 
 
 def error_info(raw: Any) -> ErrorInfo:
@@ -104,13 +109,14 @@ def error_info(raw: Any) -> ErrorInfo:
 
     def s(key: str, limit: int) -> str:
         v = raw.get(key, "")
-        return v[:limit] if isinstance(v, str) else ""
+        return student_text(v, limit) if isinstance(v, str) else ""
 
     def i(key: str) -> int | None:
         v = raw.get(key)
         return v if type(v) is int else None
 
-    return ErrorInfo(type=s("type", 100) or "Error", message=s("message", 2000), traceback=s("traceback", 4000),
+    return ErrorInfo(type=s("type", 100) or "Error", message=s("message", ERROR_MESSAGE_CHARS),
+                     traceback=s("traceback", TRACEBACK_CHARS),
                      lineno=i("lineno"), filename=s("filename", 300) or None, offset=i("offset"),
                      text=s("text", 300) or None)
 
