@@ -17,8 +17,9 @@ from typing import Callable, Iterable
 from coursekit.course import Course, Exercise
 
 from . import __version__
-from .report import ExerciseResult, GradeReport, TestResult, total
+from .report import NOT_GRADED, ExerciseResult, GradeReport, TestResult, total
 from .sandbox.launcher import SandboxLimits, Worker, WorkerError
+from .sandbox.results import maybe_not_the_student
 from .sandbox.sandbox import Sandboxes
 from .submission import Workspace, module_limits, prepare
 from .suites import suite_for
@@ -93,7 +94,34 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
     """Run one exercise's hidden suite against the workspace; returns (result, isolation used).
 
     The worker is forked from the submission's sandbox for its view (``sandboxes``), else it gets a
-    private sandbox."""
+    private sandbox. A grader fault is not a grade: when the worker died of something the student's
+    code may not have caused (a signal from outside, a sandbox that vanished), the exercise is graded
+    again in a fresh worker. Should the second worker die the same way at the same check, the death is
+    the code's own; any other second loss makes the exercise ``not_graded`` (no score, graded again by
+    the next run)."""
+    started = time.monotonic()
+    lost: list[tuple[str, str]] = []
+    result, isolation = _grade_exercise_once(ws, course, exercise, allow_unsandboxed, threads, sandboxes, lost)
+    if not lost:
+        return result, isolation
+    first = lost[0]
+    lost.clear()
+    result, isolation = _grade_exercise_once(ws, course, exercise, allow_unsandboxed, threads, sandboxes, lost)
+    if not lost:
+        return result, isolation
+    if lost[0] == first and "(exit status unknown)" not in first[1]:  # reproducible: the code kills itself
+        return result, isolation
+    message = (f"not graded: the grader lost the worker twice ({first[0]}: {first[1]}; then {lost[0][0]}: "
+               f"{lost[0][1]}), a fault of the grading machine, not of your code; it will be graded again")
+    return ExerciseResult(id=exercise.id, score=0.0, max_score=exercise.points, status=NOT_GRADED,
+                          duration_s=time.monotonic() - started, tests=[], bonus=exercise.bonus, message=message), isolation
+
+
+def _grade_exercise_once(ws: Workspace, course: Course, exercise: Exercise, allow_unsandboxed: bool,
+                         threads: int | None, sandboxes: Sandboxes | None,
+                         lost: list[tuple[str, str]]) -> tuple[ExerciseResult, str]:
+    """One try of :func:`grade_exercise`; a worker lost to a cause that may not be the student's is
+    added to ``lost`` as (check name, what happened)."""
     started = time.monotonic()
     suite = suite_for(exercise.id)
     points_of = suite.max_points(exercise)
@@ -135,6 +163,8 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
                 tests.append(TestResult(check.name, False, 0.0, max_points, f"not implemented yet: {exc}"))
                 continue
             except WorkerStopped as stop:
+                if stop.status == "crashed" and maybe_not_the_student(stop.message):
+                    lost.append((check.name, stop.message))
                 status = _STOPPED_STATUS.get(stop.status, "error")
                 message = _stop_message(stop, exercise, course)
                 tests.append(TestResult(check.name, False, 0.0, max_points, message))

@@ -15,6 +15,7 @@ from .versions import runtime_versions
 #: Every status an exercise can end with. ``not_graded``: the grader could not grade it (its worker was
 #: killed by something the grader did not start, twice); no score, never cached, graded again next run.
 STATUSES = ("passed", "failed", "error", "timeout", "forbidden", "missing", "not_implemented", "not_graded")
+NOT_GRADED = "not_graded"
 
 
 @dataclass

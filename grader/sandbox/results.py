@@ -16,7 +16,8 @@ from typing import Any
 from ..sandbox_runtime import wire
 from ..text import ERROR_MESSAGE_CHARS, TRACEBACK_CHARS, student_text, student_value
 
-__all__ = ["STATUSES", "CallResult", "ErrorInfo", "Violations", "death_cause", "error_info", "to_result"]
+__all__ = ["STATUSES", "CallResult", "ErrorInfo", "Violations", "death_cause", "error_info", "maybe_not_the_student",
+           "to_result"]
 STATUSES = ("ok", "error", "not_implemented", "memory", "timeout", "crashed", "forbidden", "protocol")
 _WORKER_STATUSES = frozenset({"ok", "error", "not_implemented", "memory"})
 
@@ -134,3 +135,16 @@ def death_cause(rc: int | None) -> tuple[str, ErrorInfo]:
     code = "unknown" if rc is None else str(rc)
     return "crashed", ErrorInfo("WorkerExited", f"the worker exited during the call (exit status {code}); "
                                                 "did the code call os._exit or close the grader's pipes?")
+
+
+#: Signals that a process does not get from its own faults: sent by the OOM killer, an operator or the
+#: host (the grader's own kills end a worker as ``timeout`` or ``closed``, never through :func:`death_cause`).
+EXTERNAL_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def maybe_not_the_student(message: str) -> bool:
+    """True when :func:`death_cause`'s ``message`` may describe a death the student's code did not cause:
+    a signal from outside (:data:`EXTERNAL_SIGNALS`), or an end nobody reported (the sandbox vanished).
+    A segfault, an abort or an exit status is the code's own."""
+    return (any(message.startswith(f"the worker was killed by {s.name}") for s in EXTERNAL_SIGNALS)
+            or "(exit status unknown)" in message)
