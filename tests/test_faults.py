@@ -231,19 +231,29 @@ def test_restore_without_a_backup_starts_anew_and_keeps_the_damaged_file(tmp_pat
 
 
 def test_losing_a_side_file_mid_run_with_a_reader_open_loses_no_record(tmp_path):
-    """The issue's trial: with WAL, deleting ``-wal`` mid-run while a reader is open lost every record."""
+    """The issue's trial: with WAL, deleting ``-wal`` mid-run while a reader (another process) is open lost
+    every record of the run, and later opens failed with "disk I/O error"."""
     path = tmp_path / "gradebook.sqlite"
-    reader = None
-    with Gradebook(path) as gb:
-        run = gb.start_run("b", "test", 1, None)
-        reader = sqlite3.connect(path, timeout=30)
-        for i in range(20):
-            _record(gb, run, f"s{i:02}")
-            assert reader.execute("SELECT COUNT(*) FROM students").fetchone()[0] == i + 1
-            for side in ("-wal", "-shm", "-journal"):
-                Path(f"{path}{side}").unlink(missing_ok=True)
-        gb.finish_run(run, "finished")
-    reader.close()
+    Gradebook(path).close()
+    reader = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(path)!r}, timeout=30)\n"
+        "print('open', flush=True)\n"
+        "while True:\n"
+        "    db.execute('SELECT COUNT(*) FROM students').fetchone()\n"
+        "    time.sleep(0.01)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        with Gradebook(path) as gb:
+            run = gb.start_run("b", "test", 1, None)
+            for i in range(20):
+                _record(gb, run, f"s{i:02}")
+                for side in ("-wal", "-shm", "-journal"):
+                    Path(f"{path}{side}").unlink(missing_ok=True)
+            gb.finish_run(run, "finished")
+    finally:
+        reader.kill()  # the reader never closes cleanly either
+        reader.wait()
     with Gradebook(path) as gb:
         assert gb.students() == [f"s{i:02}" for i in range(20)]
         assert gb._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
