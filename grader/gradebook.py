@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import sqlite3
 from contextlib import contextmanager
@@ -145,6 +146,11 @@ class Gradebook:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = _check_file(self.path)
+        if new:  # created whole beside it, then renamed: a kill never leaves an empty or half-made gradebook
+            try:
+                _create(self.path)
+            except (sqlite3.Error, OSError) as exc:
+                raise self._problem(exc) from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         except sqlite3.Error as exc:
@@ -340,6 +346,23 @@ def _check_file(path: Path) -> bool:
     if head != _HEADER:
         raise GradebookDamaged(damaged_message(path, "the file is not an SQLite database (overwritten?)"))
     return False
+
+
+def _create(path: Path) -> None:
+    part = path.with_name(path.name + ".creating")
+    part.unlink(missing_ok=True)
+    try:
+        db = sqlite3.connect(part, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        finally:
+            db.close()
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def restore_latest(path: Path) -> str:
