@@ -405,3 +405,71 @@ def test_a_student_killing_their_own_worker_is_their_crash_and_an_outside_kill_i
     report = grade_module.grade_submission(sub, course, only=["conv_output_size"])
     result = report.exercises[0]
     assert result.status == "error" and "SIGKILL" in result.message
+
+
+# -- two runs at once, a stale lock ----------------------------------------------------------------------------
+
+def test_a_second_run_is_refused_and_sweeps_nothing_of_the_first(tmp_path, monkeypatch):
+    import fcntl
+
+    from grader.class_run import ClassRunError
+
+    klass, out = _class(tmp_path / "class", ("alice",)), tmp_path / "out"
+    (out / runner.TMP_DIR).mkdir(parents=True)
+    working = out / runner.TMP_DIR / "grade-all-x" / "strides.py"  # the first run's student copy
+    working.parent.mkdir()
+    working.write_text("# in use\n")
+    with open(out / runner.LOCK_FILE, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ClassRunError, match="another grade-all"):
+            grade_all(klass, COURSE, GradeAllOptions(out=out, only=("conv_output_size",)), backend=InlineBackend())
+        assert working.exists()
+    # the holder is gone (a killed run: its lock file stays, unlocked): the next run goes ahead and sweeps
+    _fates(monkeypatch, [])
+    summary = grade_all(klass, COURSE, GradeAllOptions(out=out, only=("conv_output_size",)), backend=InlineBackend())
+    assert summary.recorded == 1
+    assert not working.exists() and not (out / runner.TMP_DIR).exists() and not (out / runner.LOCK_FILE).exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_from_outside_is_regraded_with_real_sandboxes(tmp_path):
+    """An operator's ``kill -9`` of a real worker mid-exercise: graded again in a fresh worker, full marks."""
+    import threading
+
+    import psutil
+
+    sub = reference_submission(tmp_path / "sub", {"strides": """
+        import time as _time
+        _slept = []
+        _reference = conv_output_size
+        def conv_output_size(n, k, stride=1, padding=0):
+            if not _slept:  # the first call of each fresh worker takes a while: time to be killed
+                _slept.append(1)
+                _time.sleep(2)
+            return _reference(n, k, stride, padding)
+        """})
+    course = course_with_limits(tmp_path, time_limit_s=20)
+    killed: list[int] = []
+
+    def kill_the_first_worker() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for p in psutil.Process().children(recursive=True):
+                try:
+                    parent = p.parent()  # a worker: the fork server's child, both named by "--ctl"
+                    if parent is not None and "--ctl" in p.cmdline() and "--ctl" in parent.cmdline():
+                        time.sleep(0.5)
+                        os.kill(p.pid, signal.SIGKILL)
+                        killed.append(p.pid)
+                        return
+                except (psutil.Error, ProcessLookupError):
+                    continue
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_first_worker)
+    killer.start()
+    report = grade_module.grade_submission(sub, course, only=["conv_output_size"])
+    killer.join()
+    assert killed, "no worker was found to kill"
+    result = report.exercises[0]
+    assert (result.status, result.score) == ("passed", 5.0), result.message
