@@ -474,3 +474,107 @@ def test_a_worker_killed_from_outside_is_regraded_with_real_sandboxes(tmp_path):
     assert killed, "no worker was found to kill"
     result = report.exercises[0]
     assert (result.status, result.score) == ("passed", 5.0), result.message
+
+
+# -- a Dask worker or scheduler killed ---------------------------------------------------------------------------
+
+def _dask_class(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    course_with_limits(tmp_path, time_limit_s=8)
+    klass = tmp_path / "class"
+    students = ["alice", "bob", "carol", "dave"]
+    for s in students:
+        reference_submission(klass / s)
+        (klass / s / "strides.py").write_text((klass / s / "strides.py").read_text() + f"\n# {s}\n")
+    return tmp_path / "course.yml", klass, students
+
+
+def _grade_all_cmd(course: Path, klass: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "grader", "--course", str(course), "grade-all", str(klass), "--out", str(out),
+            "--only", "conv_output_size,pad2d", *extra]
+
+
+def _all_passed(out: Path, students: list[str]) -> None:
+    with Gradebook(out / "gradebook.sqlite") as gb:
+        rows = gb.all_rows()
+        assert sorted({r.student for r in rows}) == students and len(rows) == 2 * len(students)
+        assert {r.status for r in rows} == {"passed"}
+        assert gb.graded_twice() == []
+
+
+@pytest.mark.slow
+def test_a_killed_dask_worker_costs_nothing(tmp_path):
+    from distributed import Client, LocalCluster
+
+    course, klass, students = _dask_class(tmp_path)
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        proc = subprocess.Popen(_grade_all_cmd(course, klass, out, "--scheduler", cluster.scheduler_address), cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not client.processing() or not any(client.processing().values()):
+            assert proc.poll() is None and time.monotonic() < deadline, "no task reached the worker"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        for pid in client.run(os.getpid).values():
+            os.kill(pid, signal.SIGKILL)  # its nanny starts a new one
+        rc = proc.wait(timeout=400)
+        assert rc in (0, 3), proc.stderr.read()[-2000:]  # retried by Dask, or reported and left unrecorded
+        client.wait_for_workers(1, timeout=60)
+        again = subprocess.run(_grade_all_cmd(course, klass, out, "--scheduler", cluster.scheduler_address), cwd=ROOT,
+                               capture_output=True, text=True, timeout=400)
+        assert again.returncode == 0, again.stderr[-2000:]
+    _all_passed(out, students)
+
+
+@pytest.mark.slow
+def test_a_killed_dask_scheduler_is_reported_and_the_rerun_grades_the_rest(tmp_path):
+    course, klass, students = _dask_class(tmp_path)
+    out = tmp_path / "out"
+
+    def cluster(port: int) -> tuple[subprocess.Popen, subprocess.Popen]:
+        sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port),
+                                  "--dashboard-address", ":0", "--host", "127.0.0.1"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}",
+                                   "--nthreads", "1", "--nworkers", "1", "--no-dashboard"], cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        return sched, worker
+
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sched, worker = cluster(port)
+    try:
+        proc = subprocess.Popen(_grade_all_cmd(course, klass, out, "--scheduler", f"tcp://127.0.0.1:{port}"),
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 180
+        while not (out / runner.TMP_DIR).exists() or not (out / "gradebook.sqlite").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(3)
+        os.killpg(sched.pid, signal.SIGKILL)
+        rc = proc.wait(timeout=300)
+        err = proc.stderr.read()
+        assert rc in (0, 3), err[-2000:]
+        assert rc == 0 or "rerun the same command" in err  # what was not graded is named, nothing recorded
+    finally:
+        for p in (sched, worker):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+    sched, worker = cluster(port)
+    try:
+        time.sleep(3)
+        again = subprocess.run(_grade_all_cmd(course, klass, out, "--scheduler", f"tcp://127.0.0.1:{port}"), cwd=ROOT,
+                               capture_output=True, text=True, timeout=400)
+        assert again.returncode == 0, again.stderr[-2000:]
+    finally:
+        for p in (sched, worker):
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    _all_passed(out, students)
