@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from hypothesis import strategies as st
 
 from .base import Suite
+from .features import ANY
 from .outcomes import Fail, StudentRaised
 from .diagnosis import diagnose, property_check, with_diagnosis
 from .oracles import _keras_same
@@ -35,12 +36,13 @@ def stride_one(ctx: Context) -> None:
         expect(ctx, n, k, 1)
 
 
-@suite.check("stride 2 and 3, as Keras pads them", weight=1, concept="stride")
+@suite.check("stride 2 and 3, as Keras pads them", weight=1, concept="stride", varies=("stride",))
 def strided(ctx: Context) -> None:
     for n, k, s in [(28, 3, 2), (27, 3, 2), (7, 3, 3), (5, 1, 2), (4, 4, 2), (9, 2, 3)]:
         expect(ctx, n, k, s)
 
 
+@suite.varies(*ANY)
 @property_check(suite, "combined: random sizes", st.tuples(st.integers(1, 40), st.integers(1, 7), st.integers(1, 4)),
                 concept="combined", weight=1)
 def random_sizes(ctx: Context, case, diagnosed: bool) -> None:
