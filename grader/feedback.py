@@ -48,16 +48,20 @@ def split_message(message: str) -> tuple[str, str]:
 def split_failure(message: str) -> tuple[str, str, str]:
     """(case, diagnosis, details) of a failed check's message.
 
-    The case is the ``case: ...`` line; the diagnosis is every line before it (what is wrong, a
-    confirmed mistake, a blamed helper); the details (descriptions of the arrays) follow it. A
-    message without a case line is all diagnosis and details, as :func:`split_message` splits it.
+    The case is the ``case: ...`` line with the indented lines after it (its small inputs as
+    numbers); the diagnosis is every line before it (what is wrong, a confirmed mistake, a blamed
+    helper); the details (descriptions of the arrays) follow it. A message without a case line is
+    all diagnosis and details, as :func:`split_message` splits it.
     """
     lines = (message or "").strip("\n").splitlines()
     at = next((i for i, line in enumerate(lines) if line.startswith("case: ")), None)
     if at is None:
         head, rest = split_message(message)
         return "", head, rest
-    return lines[at], "\n".join(lines[:at]), "\n".join(lines[at + 1:])
+    end = at + 1
+    while end < len(lines) and lines[end].startswith("  "):
+        end += 1
+    return "\n".join(lines[at:end]), "\n".join(lines[:at]), "\n".join(lines[end:])
 
 
 def print_report(report: GradeReport, console: Console | None = None) -> None:

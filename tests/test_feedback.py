@@ -223,6 +223,26 @@ def test_markdown_puts_the_case_and_its_numbers_before_the_diagnosis():
     assert "case:" in markdown(_report()) and "expected[0, 0]" not in markdown(_report())  # 6x40: no numbers
 
 
+def test_the_case_shows_its_small_inputs_as_numbers(tmp_path):
+    """Through the grader: a shrunk counterexample's input values are listed under its case line, and
+    the page keeps them with the case, before the diagnosis."""
+    from grader.feedback import split_failure
+
+    report = grade(reference_submission(tmp_path / "sub", {"pooling": """
+        _reference_maxpool2d = maxpool2d
+        def maxpool2d(x, kernel_size, stride=None):
+            return _reference_maxpool2d(x, kernel_size, stride) * 1.5
+        """}), only=["maxpool2d"])
+    ex = report.exercise("maxpool2d")
+    shrunk = next(t for t in ex.tests if not t.passed and t.message.startswith("smallest failing case found"))
+    case, diagnosis, _ = split_failure(shrunk.message)
+    assert case.startswith("case: x shape (1, 1, 1, 1)") and "\n  x[0, 0]:\n    " in case, shrunk.message
+    assert "values differ" in diagnosis and "x[0, 0]" not in diagnosis
+    page = html_page(report)
+    assert page.index("x[0, 0]:", page.index("<div class='case'>case: x shape (1, 1, 1, 1)")) < page.index(
+        "<div class='diagnosis'>smallest failing case found")
+
+
 def test_slices_up_to_eight_by_eight_are_numbers_and_larger_ones_pictures():
     from grader.feedback import _numbers_text, _worth_drawing
 

@@ -154,3 +154,25 @@ def pad2d(x, pad, value=0.0):
     messages = "\n".join(t.message for t in report.exercise("pad2d").tests if not t.passed)
     assert "has no attribute 'pad'" in messages
     assert f"{PREFIX} `np.lib.pad` was moved in numpy 2: it is `np.pad` now." in messages
+
+
+def test_the_self_checks_name_a_moved_numpy_name(tmp_path):
+    """In the released kit: a pad2d written with ``np.lib.pad`` fails its self-check, which names the move."""
+    import os
+    import subprocess
+    import sys
+
+    from grader.cli import main
+
+    kit = tmp_path / "course"
+    assert main(["release", str(kit)]) == 0
+    padding = kit / "exercises" / "padding.py"
+    text = padding.read_text(encoding="utf-8")
+    stub = '    raise NotImplementedError("pad2d: replace this line with your code (padding.pad2d)")'
+    assert stub in text
+    padding.write_text(text.replace(stub, "    import numpy as np\n    return np.lib.pad(x, pad)"), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_YML", "COURSE_IMPL", "PYTHONPATH", "MNIST_DIR")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "pad2d", "-x"],
+                          cwd=kit, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert f"{PREFIX} `np.lib.pad` was moved in numpy 2: it is `np.pad` now." in proc.stdout, proc.stdout[-3000:]

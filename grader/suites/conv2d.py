@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from . import oracles
 from .base import Suite
 from .outcomes import Fail, StudentRaised
-from .cases import ConvCase, conv_cases, make_array
+from .cases import ConvCase, conv_cases, make_array, with_small_inputs
 from .compare import as_plain_array
 from .diagnosis import compare, conv_helpers_blame, diagnose, property_check, with_diagnosis
 from .features import ANY
@@ -37,7 +37,7 @@ def run_case(ctx: Context, case: ConvCase, diagnosed: bool = True) -> None:
     x, w, b, kwargs, expected = _args(ctx, case)
     args = (x, w) if b is None else (x, w, b)
     sent = (ctx.noncontiguous(x) if case.noncontiguous else x,) + args[1:]
-    compare(ctx, "conv2d", args, kwargs, expected, what="conv2d", inputs=str(case), sent=sent,
+    compare(ctx, "conv2d", args, kwargs, expected, what="conv2d", inputs=with_small_inputs(str(case), x=x, w=w, b=b), sent=sent,
             diagnosed=diagnosed, blame=lambda got: conv_helpers_blame(ctx, x, w, case.stride, case.padding))
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import oracles
 from .base import Suite
-from .cases import ConvCase, conv_cases, make_array
+from .cases import ConvCase, conv_cases, make_array, with_small_inputs
 from .diagnosis import compare, conv_helpers_blame, property_check
 from .features import ANY
 from .untouched import check_untouched
@@ -23,7 +23,8 @@ def _call(case: ConvCase) -> tuple[tuple, dict, str]:
     """The arguments (dout, x, w), keyword arguments and case line of ``case``."""
     x, w, _ = case.arrays()
     dout = make_array(oracles.conv2d(x, w, None, case.stride, case.padding).shape, "float64", case.seed + 3)
-    return (dout, x, w), {"stride": case.stride, "padding": case.padding}, f"dout shape {dout.shape}, {case}"
+    return ((dout, x, w), {"stride": case.stride, "padding": case.padding},
+            with_small_inputs(f"dout shape {dout.shape}, {case}", dout=dout, x=x, w=w))
 
 
 def run_case(ctx: Context, case: ConvCase, items=None, diagnosed: bool = True) -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from . import oracles
 from .base import Suite
-from .cases import SOBEL_X, digit_seven, make_array
+from .cases import SOBEL_X, digit_seven, make_array, with_small_inputs
 from .diagnosis import compare, property_check
 from .features import ANY
 from .untouched import check_untouched
@@ -20,7 +20,7 @@ suite = Suite("correlate2d")
 
 
 def _inputs(image: np.ndarray, kernel: np.ndarray) -> str:
-    return f"image shape {image.shape} {image.dtype}, kernel shape {kernel.shape}"
+    return with_small_inputs(f"image shape {image.shape} {image.dtype}, kernel shape {kernel.shape}", image=image, kernel=kernel)
 
 
 def run_case(ctx: Context, image: np.ndarray, kernel: np.ndarray, noncontiguous: bool = False, diagnosed: bool = True) -> None:

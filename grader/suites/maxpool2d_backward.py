@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from . import oracles
 from .base import Suite
-from .cases import PoolCase, make_array, pool_cases
+from .cases import PoolCase, make_array, pool_cases, with_small_inputs
 from .diagnosis import compare, property_check
 from .features import ANY
 from .pooling_checks import pool_case
@@ -22,7 +22,7 @@ def _call(case: PoolCase) -> tuple[tuple, dict, str]:
     x = case.array()
     kwargs = {} if case.stride is None else {"stride": case.stride}
     dout = make_array(oracles.maxpool2d(x, case.kernel_size, case.stride).shape, "float64", case.seed + 1)
-    return (dout, x, case.kernel_size), kwargs, f"dout shape {dout.shape}, {case}"
+    return (dout, x, case.kernel_size), kwargs, with_small_inputs(f"dout shape {dout.shape}, {case}", dout=dout, x=x)
 
 
 def run_case(ctx: Context, case: PoolCase, diagnosed: bool = True) -> None:

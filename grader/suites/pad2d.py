@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from . import oracles
 from .base import Suite
-from .cases import make_array
+from .cases import make_array, with_small_inputs
 from .diagnosis import compare, property_check
 from .features import ANY
 from .untouched import check_untouched
@@ -20,7 +20,7 @@ suite = Suite("pad2d")
 
 
 def _inputs(x: np.ndarray, pad, value=None) -> str:
-    return f"x shape {x.shape} {x.dtype}, pad={pad!r}" + ("" if value is None else f", value={value}")
+    return with_small_inputs(f"x shape {x.shape} {x.dtype}, pad={pad!r}" + ("" if value is None else f", value={value}"), x=x)
 
 
 def run_case(ctx: Context, x: np.ndarray, pad, value=None, noncontiguous: bool = False, diagnosed: bool = True) -> None:

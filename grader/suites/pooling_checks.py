@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, TYPE_CHECKING
 
 from .base import Suite
-from .cases import PoolCase, make_array, pool_cases
+from .cases import PoolCase, make_array, pool_cases, with_small_inputs
 from .diagnosis import compare, property_check
 from .features import ANY
 from .untouched import check_untouched
@@ -31,7 +31,7 @@ def add_pooling_checks(suite: Suite, function: str, oracle: Callable) -> None:
         kwargs = {} if case.stride is None else {"stride": case.stride}
         expected = ctx.expected(function, oracle, x, case.kernel_size, **kwargs)
         sent = ctx.noncontiguous(x) if case.noncontiguous else x
-        compare(ctx, function, (x, case.kernel_size), kwargs, expected, what=function, inputs=str(case),
+        compare(ctx, function, (x, case.kernel_size), kwargs, expected, what=function, inputs=with_small_inputs(str(case), x=x),
                 sent=(sent, case.kernel_size), diagnosed=diagnosed)
 
     @suite.check("values: the seed's 2x2 pooling, 26 -> 13, on a batch of 2; channels pooled separately", weight=1,
