@@ -265,3 +265,24 @@ def test_no_mutation_runs_after_the_concepts_it_is_credited_on():
         concepts = [c.concept for c in suite_for(exercise.id).checks]
         if "no_mutation" in concepts:
             assert concepts[-1] == "no_mutation" and concepts.count("no_mutation") == 1, exercise.id
+
+
+@pytest.mark.parametrize("module, code, exercise, concept", [
+    ("strides", """
+        import numpy as np
+        _reference_size = conv_output_size
+        def conv_output_size(n, k, stride=1, padding=0):
+            return float(_reference_size(n, k, stride, padding))
+        """, "conv_output_size", "no_stride_padding"),
+    ("padding", """
+        _reference_same = same_padding
+        def same_padding(n, k, stride=1):
+            return list(_reference_same(n, k, stride))
+        """, "same_padding", "stride_one"),
+])
+def test_the_right_numbers_in_the_wrong_type_cost_one_concept(tmp_path, module, code, exercise, concept):
+    """A float for an int, a list for a tuple: the type is charged by the exercise's basic concept alone."""
+    report = wrong(tmp_path, module, code, [exercise])
+    ex = report.exercise(exercise)
+    assert ex.score == pytest.approx(ex.max_score - COURSE.exercise(exercise).concepts[concept]), _failed(ex)
+    assert "int" in ex.first_failure

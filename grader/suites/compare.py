@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 DTYPE_RULE = "float32 when every input is float32, float64 otherwise (integer inputs included)"
 
 #: The concepts (course.yml), first one present, whose checks charge the output's type and dtype: a list,
-#: a numpy scalar or a float64 array where a float32 one is due. Other checks compare the values after
-#: conversion, so that one such mistake costs that concept alone. Without either, every check charges them.
-DTYPE_CONCEPTS = ("dtypes", "values")
+#: a numpy scalar or a float64 array where a float32 one is due, a numpy int where an int is due. Other
+#: checks compare the values after conversion, so that one such mistake costs that concept alone: the
+#: dtypes concept, else the basic one (values; the seed's sizes of conv_output_size, stride 1 of
+#: same_padding). Without any of them, every check charges them.
+DTYPE_CONCEPTS = ("dtypes", "values", "no_stride_padding", "stride_one")
 DTYPE_CONCEPT = DTYPE_CONCEPTS[0]
 _charge_dtype: ContextVar[bool] = ContextVar("charge_dtype", default=True)
 
@@ -44,6 +46,22 @@ def dtype_charged_in(exercise: Any, check: "Check") -> Iterator[None]:
         yield
     finally:
         _charge_dtype.reset(token)
+
+
+def type_charged() -> bool:
+    """Does the running check charge a wrong output type (see :func:`dtype_charged_in`)?"""
+    return _charge_dtype.get()
+
+
+def as_int(value: Any) -> int | None:
+    """An integral number (numpy integer, or a float such as 26.0) as the int it is, else None (bools too)."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
 
 
 def rule_dtype(*inputs: Any) -> np.dtype:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from hypothesis import strategies as st
 
 from .base import Suite
+from .compare import as_int, type_charged
 from .features import ANY
 from .outcomes import Fail, StudentRaised
 from .diagnosis import diagnose, property_check, with_diagnosis
@@ -27,6 +28,10 @@ def expect_size(ctx: Context, n: int, k: int, s: int, p: int, diagnosed: bool = 
         got = ctx.student("conv_output_size", n, k, stride=s, padding=p)
     except StudentRaised as exc:
         raise Fail(f"{call} raised {exc}; expected {expected}") from None
+    if type(got) is int and got == expected:
+        return
+    if type(got) is not int and as_int(got) == expected and not type_charged():
+        return  # the right size as a numpy int or 26.0: the type is charged by the seed's sizes alone
     if type(got) is not int or got != expected:
         kind = "" if type(got) is int else f" ({type(got).__name__}; expected the int {expected})"
         failure = Fail(f"{call}: returned {got!r}{kind}, expected {expected}", expected=expected, got=got)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from hypothesis import strategies as st
 
 from .base import Suite
+from .compare import as_int, type_charged
 from .features import ANY
 from .outcomes import Fail, StudentRaised
 from .diagnosis import diagnose, property_check, with_diagnosis
@@ -23,7 +24,11 @@ def expect(ctx: Context, n: int, k: int, s: int, diagnosed: bool = True) -> None
         got = ctx.student("same_padding", n, k, stride=s)
     except StudentRaised as exc:
         raise Fail(f"same_padding({n}, {k}, stride={s}) raised {exc}; expected {want}") from None
-    if type(got) is not tuple or len(got) != 2 or not all(type(v) is int for v in got):
+    exact = type(got) is tuple and len(got) == 2 and all(type(v) is int for v in got)
+    if not exact and not type_charged() and isinstance(got, (tuple, list)) and len(got) == 2 \
+            and tuple(as_int(v) for v in got) == want:
+        return  # the right pads as a list or numpy ints: the type is charged by the stride-1 check alone
+    if not exact:
         raise Fail(f"same_padding({n}, {k}, stride={s}) returned {got!r}; expected a tuple of two ints {want}")
     if got != want:
         failure = Fail(f"same_padding({n}, {k}, stride={s}): returned {got}, expected {want}", expected=want, got=got)
