@@ -19,6 +19,7 @@ with one, every submission meets the same cases.
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -41,6 +42,7 @@ NOT_COMPUTING = frozenset({"no_mutation", "errors", "shape"})
 
 #: Per grading context (one exercise's run): the concepts of which a check earned points so far.
 _earned: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+_earned_lock = threading.Lock()  # exercises are graded in parallel threads, each with its own context
 
 
 def _recording(run: Callable[["Context"], float | None], concept: str) -> Callable[["Context"], float | None]:
@@ -49,7 +51,7 @@ def _recording(run: Callable[["Context"], float | None], concept: str) -> Callab
     def recorded(ctx: "Context") -> float | None:
         share = run(ctx)
         if share is None or share > 0:
-            with contextlib.suppress(TypeError):  # a context that takes no weak reference (a test's stand-in)
+            with _earned_lock, contextlib.suppress(TypeError):  # TypeError: a stand-in context with no weak reference
                 _earned.setdefault(ctx, set()).add(concept)
         return share
 
@@ -59,7 +61,7 @@ def _recording(run: Callable[["Context"], float | None], concept: str) -> Callab
 
 def earned_concepts(ctx: "Context") -> set[str]:
     """The concepts of which a check earned points so far in this grading context."""
-    with contextlib.suppress(TypeError):
+    with _earned_lock, contextlib.suppress(TypeError):
         return set(_earned.get(ctx, set()))
     return set()
 
