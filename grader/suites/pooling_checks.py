@@ -34,8 +34,8 @@ def add_pooling_checks(suite: Suite, function: str, oracle: Callable) -> None:
         compare(ctx, function, (x, case.kernel_size), kwargs, expected, what=function, inputs=with_small_inputs(str(case), x=x),
                 sent=(sent, case.kernel_size), diagnosed=diagnosed)
 
-    @suite.check("values: the seed's 2x2 pooling, 26 -> 13, on a batch of 2; channels pooled separately", weight=1,
-                 concept="values", varies=("batch", "channels"))
+    @suite.check("values: the seed's 2x2 windows (26 -> 13, a batch of 2) and 3x3 (6 -> 2); channels pooled separately",
+                 weight=1, concept="values", varies=("batch", "channels"))
     def seed_sizes(ctx: Context) -> None:
         run_case(ctx, pool_case(n=2, c=3, h=26, w=26, seed=1))
         run_case(ctx, pool_case(n=1, c=2, h=6, w=6, kernel_size=3, seed=2))
