@@ -248,14 +248,15 @@ def test_release_with_data_without_mnist_is_a_usage_error_and_writes_nothing(tmp
 def test_version_line_warns_only_when_versions_differ():
     from coursekit.selfcheck import version_line
 
-    pins = {"numpy": "2.4.6", "torch": "2.13.0"}
-    same = version_line(pins, {"numpy": "2.4.6", "torch": "2.13.0"})
-    assert same == "versions: numpy 2.4.6, torch 2.13.0 (as the grader)"
-    other = version_line(pins, {"numpy": "1.26.4", "torch": "2.13.0"})
-    assert other.startswith("WARNING: the grader runs numpy 2.4.6;") and "numpy 1.26.4" in other and "\n" not in other
-    assert "torch 2.13.0 not installed" not in version_line(pins, {"numpy": "2.4.6", "torch": None})
-    assert "torch not installed" in version_line(pins, {"numpy": "2.4.6", "torch": None})
-    fix = version_line(pins, {"numpy": "2.4.6", "torch": "2.12.0"}).split("(")[-1]  # the command it suggests
+    pins = graded_pins(ROOT / "pyproject.toml")  # the grader's own pins
+    numpy, torch = pins["numpy"], pins["torch"]
+    same = version_line(pins, dict(pins))
+    assert same == f"versions: numpy {numpy}, torch {torch} (as the grader)"
+    other = version_line(pins, {"numpy": "1.26.4", "torch": torch})
+    assert other.startswith(f"WARNING: the grader runs numpy {numpy};") and "numpy 1.26.4" in other and "\n" not in other
+    assert f"torch {torch} not installed" not in version_line(pins, {"numpy": numpy, "torch": None})
+    assert "torch not installed" in version_line(pins, {"numpy": numpy, "torch": None})
+    fix = version_line(pins, {"numpy": numpy, "torch": "0.0.1"}).split("(")[-1]  # the command it suggests
     assert fix == f"pip install {torch_install(pins)})" and TORCH_CPU_INDEX in fix  # torch's CPU build, never PyPI's
 
 
