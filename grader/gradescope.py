@@ -2,8 +2,9 @@
 
 The zip (uploaded by course staff, never released to students) holds, at its root:
 
-* ``setup.sh`` - installs ``torch==2.13.0`` first (pinned, as in the README), then this package
-  from the bundled source (grader, hidden suites, sandbox, coursekit, reference, course.yml);
+* ``setup.sh`` - checks that ``python3`` is one of the supported Pythons, installs the pinned torch's
+  CPU build first (PyTorch's CPU index, as in the README; pins and range from pyproject.toml), then
+  this package from the bundled source (grader, hidden suites, sandbox, coursekit, reference, course.yml);
 * ``run_autograder`` - grades ``$GRADESCOPE_ROOT/submission`` (default ``/autograder``) with the
   sandboxed grader and writes ``$GRADESCOPE_ROOT/results/results.json`` (Gradescope's format, see
   :func:`results_json`);
@@ -35,21 +36,33 @@ from typing import Any, Iterable
 import yaml
 
 from coursekit.course import GRADESCOPE_VISIBILITIES, Course, load_course, split_ids
+from coursekit.course import MNIST_EXERCISE, MNIST_FILES
+from coursekit.mnist import gz_name
+from coursekit.pins import graded_pins, python_range, supported_pythons, torch_install
 
 VISIBILITIES = GRADESCOPE_VISIBILITIES
-MNIST_ID = "mnist_accuracy"
-_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                "t10k-labels-idx1-ubyte.gz")
+MNIST_ID = MNIST_EXERCISE
+_MNIST_FILES = tuple(gz_name(name) for name in MNIST_FILES)
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image (working directory: anywhere).
 set -euo pipefail
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${GRADESCOPE_PYTHON:-python3}"
-# torch first and pinned: an open requirement makes pip fetch a multi-gigabyte CUDA build
-"$PYTHON" -m pip install --no-cache-dir torch==2.13.0
+# the pins have wheels for Python @PYTHON_RANGE@ only (pyproject.toml's requires-python): say so before pip fails
+"$PYTHON" -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(None if v in @PYTHONS@ else "setup.sh: " + sys.executable + " is Python " + v + "; this autograder needs Python @PYTHON_RANGE@ (set GRADESCOPE_PYTHON)")'
+# torch first, pinned, its CPU build from PyTorch's index: from PyPI, Linux gets a multi-gigabyte CUDA build
+"$PYTHON" -m pip install --no-cache-dir @TORCH_INSTALL@
 "$PYTHON" -m pip install --no-cache-dir "$SOURCE"
 """
+
+
+def setup_sh(root: Path) -> str:
+    """setup.sh with the Python range and the torch pin of ``root/pyproject.toml`` (their one source)."""
+    pyproject = root / "pyproject.toml"
+    filled = {"@PYTHONS@": json.dumps(supported_pythons(pyproject)), "@PYTHON_RANGE@": python_range(pyproject),
+              "@TORCH_INSTALL@": torch_install(graded_pins(pyproject))}
+    return re.sub("|".join(filled), lambda m: filled[m.group(0)], SETUP_SH)
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this for every submission. GRADESCOPE_ROOT (default /autograder) holds
@@ -228,7 +241,7 @@ def build(course: Course, out: Path) -> dict[str, Any]:
     tmp = out.with_name(out.name + ".tmp")
     names = []
     with zipfile.ZipFile(tmp, "w") as zf:
-        _write(zf, "setup.sh", SETUP_SH.encode(), executable=True)
+        _write(zf, "setup.sh", setup_sh(course.root).encode(), executable=True)
         _write(zf, "run_autograder", RUN_AUTOGRADER.encode(), executable=True)
         _write(zf, "course.yml", _course_yml(course, mnist is not None).encode())
         for path, name in files:

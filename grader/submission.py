@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Mapping, Union
 
+from coursekit.course import Limits
+
 if TYPE_CHECKING:
     from coursekit.course import Course
 
@@ -38,7 +40,7 @@ MAX_RATIO = 100                           # unpacked / packed, for entries over 
 RATIO_FLOOR_BYTES = 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 10_000              # entries of a zip, or files and folders of a submitted folder
 MAX_NAME_CHARS = 1024
-DEFAULT_MODULE_BYTES = 64 * 1024          # when the caller gives no limit (course.yml's default)
+DEFAULT_MODULE_BYTES = int(Limits.model_fields["max_module_kb"].default * 1024)  # no limit given: course.yml's default
 _SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 

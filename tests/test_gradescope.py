@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from coursekit.course import load_course
+from coursekit.pins import graded_pins, torch_install
 from grader.cli import main
 from grader.gradescope import VISIBILITIES, mnist_leaderboard, results_json
 
@@ -88,7 +89,8 @@ def test_the_bundle_holds_what_gradescope_needs(bundle, tmp_path):
             "grader/suites/conv2d.py", "grader/sandbox_runtime/worker.py", "solutions/conv.py", "coursekit/course.py"} <= names
     assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
     assert not any("__pycache__" in n for n in names)
-    assert setup.index("torch==2.13.0") < setup.index('pip install --no-cache-dir "$SOURCE"')
+    torch = torch_install(graded_pins(ROOT / "pyproject.toml"))  # the pin and the CPU index, from pyproject.toml
+    assert setup.index(torch) < setup.index('pip install --no-cache-dir "$SOURCE"')
     # setup.sh against a fake python: torch first, then the bundled package
     log, fake = tmp_path / "pip.log", tmp_path / "fake-python"
     fake.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n")
@@ -97,7 +99,8 @@ def test_the_bundle_holds_what_gradescope_needs(bundle, tmp_path):
     subprocess.run(["bash", str(root / "source" / "setup.sh")], env={**os.environ, "GRADESCOPE_PYTHON": str(fake)},
                    check=True, timeout=60)
     calls = log.read_text().splitlines()
-    assert calls == ["-m pip install --no-cache-dir torch==2.13.0", f"-m pip install --no-cache-dir {root / 'source'}"]
+    assert calls[0].startswith("-c import sys")  # the Python version check (tests/test_pins.py runs it)
+    assert calls[1:] == [f"-m pip install --no-cache-dir {torch}", f"-m pip install --no-cache-dir {root / 'source'}"]
 
 
 def test_reference_earns_full_marks(bundle, tmp_path):
