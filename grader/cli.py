@@ -169,7 +169,7 @@ def _grade(args: argparse.Namespace, course) -> int:
     try:
         with spinner:
             report = grade_submission(args.submission, course, split_ids(args.only), split_ids(args.skip), args.allow_unsandboxed,
-                                      on_exercise=finished, parallel=max(1, args.parallel))
+                                      on_exercise=finished, parallel=max(1, args.parallel), threads=available_cpus())
     except SubmissionError as exc:
         print(f"grader: cannot grade {args.submission}: {exc}", file=sys.stderr)
         return 2
