@@ -109,6 +109,10 @@ def mnist_leaderboard(exercise: dict[str, Any]) -> list[dict[str, Any]]:
             {"name": "training seconds", "value": round(found[1], 1), "order": "asc"}]
 
 
+_NOT_EACH = ("not run: ", "not implemented yet")
+"""Check messages that repeat the exercise's own reason: summed up once, not listed per check."""
+
+
 def _lost(t: dict[str, Any], zeroed: bool) -> float:
     """Points a check did not earn (all of them when the exercise scores nothing as a whole)."""
     return float(t["max_points"]) - (0.0 if zeroed else float(t["points"]))
@@ -123,13 +127,18 @@ def exercise_summary(ex: dict[str, Any]) -> str:
     if ex.get("message"):
         parts.append(_md_block(ex["message"]))
     lost = [t for t in ex.get("tests", []) if _lost(t, zeroed) > 1e-9]
-    shown = [t for t in lost if t.get("message") and t["message"] != ex.get("message")]
+    if zeroed and ex.get("message"):  # one reason for the whole exercise: said above, not once per check
+        lost = []
+    shown = [t for t in lost if t.get("message") and t["message"] != ex.get("message")
+             and not t["message"].startswith(_NOT_EACH)]
     if shown:
         parts.append("Points lost:")
         for t in shown:
             parts.append(f"- {t['name']} (-{_lost(t, zeroed):g}):\n\n" + _md_block(t["message"]))
-    elif lost and not ex.get("message"):
-        parts.append("Points lost: " + ", ".join(f"{t['name']} (-{_lost(t, zeroed):g})" for t in lost))
+    rest = [t for t in lost if t not in shown]
+    if rest:
+        parts.append(("Also lost: " if shown else "Points lost: ")
+                     + ", ".join(f"{t['name']} (-{_lost(t, zeroed):g})" for t in rest))
     notes = [t["message"] for t in ex.get("tests", []) if t.get("passed") and t.get("message")]
     if notes:
         parts.append("Notes:\n\n" + _md_block("\n".join(notes)))
