@@ -14,6 +14,11 @@ reason, raised by :func:`prepare` (never a traceback, never an internal error):
   socket, a device), anywhere inside the submission -- no student is graded on another's files;
   too many entries.
 
+The modules are looked for at the top of the submission, in ``<student_package>/``, and one or two
+folders deeper (``myproject/exercises/``, ``hw/``, ``myproject/hw/``): the folder holding most of them wins.
+When modules are missing, :attr:`Workspace.found_note` lists what was found instead and what to upload
+(a notebook or a zip inside the upload is named as such). Links are never followed.
+
 A module over its size limit (course.yml ``max_module_kb``) or not UTF-8 is left out of the
 workspace and recorded in :attr:`Workspace.problems`: its exercises get status ``error``.
 """
