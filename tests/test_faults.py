@@ -144,6 +144,11 @@ def test_not_graded_is_never_cached_nor_up_to_date_and_regrade_names_students(tm
     with Gradebook(out / "gradebook.sqlite") as gb:
         last = gb._db.execute("SELECT MAX(run_id) FROM runs").fetchone()[0]
         assert [r["student"] for r in gb.events("recorded", last)] == ["bob"]
+    from grader.class_run import ClassRunError
+
+    with pytest.raises(ClassRunError, match="no submission here: bobby"):  # a typo regrades nobody silently
+        grade_all(klass, COURSE, GradeAllOptions(out=out, only=("conv_output_size",), regrade=("bobby",)),
+                  backend=InlineBackend())
 
 
 # -- exports per student ----------------------------------------------------------------------------------------

@@ -166,6 +166,9 @@ def _run(submissions_dir: Path, course: Course, options: GradeAllOptions, exerci
     """The run itself, with the lock held and the gradebook open."""
     subs, notes = discover(Path(submissions_dir), options.assignment)
     notes = notes_first + notes
+    unknown = sorted(set(options.regrade) - {s.student for s in subs})
+    if unknown:
+        raise ClassRunError(f"--regrade names students with no submission here: {', '.join(unknown)}")
     backend = backend or (_connect(options.scheduler) if options.scheduler else PoolBackend(options.workers))
     run_id = gb.start_run(grader_build(), options.command, backend.workers, options.scheduler)
     summary = RunSummary(run_id=run_id, students=len(subs), backend=backend.name, workers=backend.workers, notes=notes)
