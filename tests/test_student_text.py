@@ -18,6 +18,7 @@ import csv
 import functools
 import json
 import random
+import zlib
 import sqlite3
 from pathlib import Path
 from typing import Any, Optional
@@ -246,7 +247,7 @@ def _hostile_strings() -> list[str]:
     return FIXED + extra
 
 
-@pytest.mark.parametrize("text", _hostile_strings(), ids=lambda t: f"{len(t)}chars-{abs(hash(t)) % 10**6}")
+@pytest.mark.parametrize("text", _hostile_strings(), ids=lambda t: f"{len(t)}chars-{zlib.crc32(t.encode('utf-8', 'surrogatepass')):08x}")
 def test_hostile_strings_reach_every_file_safe_and_clipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            text: str) -> None:
     monkeypatch.setattr(grade_module, "Worker", lambda *a, **k: HostileWorker(*a, text=text, **k))
