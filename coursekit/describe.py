@@ -35,6 +35,12 @@ class Finding:
     """One true statement about how ``got`` differs from ``expected``."""
     id: str      # the describer, e.g. "describe.flipped"
     text: str    # "your output equals the expected one flipped upside down (axis H)"
+    #: The same statement without this case's numbers, true wherever this describer fires with this id.
+    general: str = ""
+
+    def across(self, others: "list[Finding]") -> str:
+        """The text to state for this finding together with ``others`` of the same id (other cases)."""
+        return self.text if all(o.text == self.text for o in others) else (self.general or self.text)
 
 
 Hints = Mapping[str, Any]
@@ -192,7 +198,7 @@ def _nice(c: float) -> str:
 
 def scaled(got: Any, expected: Any, hints: Hints) -> str | None:
     """Every value is the expected one times the same constant (not 1)."""
-    if not _both_arrays(got, expected) or not _differ(got, expected):
+    if not _both_arrays(got, expected) or np.count_nonzero(expected) < 2 or not _differ(got, expected):
         return None
     g, e = got.astype(np.float64), expected.astype(np.float64)
     denom = float(np.sum(e * e))
@@ -373,11 +379,13 @@ def number_off(got: Any, expected: Any, hints: Hints) -> str | None:
         return None
     if isinstance(got, (float, np.floating)):
         if float(got) == float(expected):
-            return f"the value is right but a float ({got!r}), expected an int: use // or int()"
+            return ".float", f"the value is right but a float ({got!r}), expected an int: use // or int()", \
+                "the value is right but a float, expected an int: use // or int()"
         return None
     d = int(got) - int(expected)
     if d and abs(d) <= 2:
-        return f"your answer is {abs(d)} {'more' if d > 0 else 'less'} than expected"
+        how = "more" if d > 0 else "less"
+        return f".{how}", f"your answer is {abs(d)} {how} than expected", f"your answer is {how} than expected"
     return None
 
 
@@ -391,9 +399,21 @@ def pair_swapped(got: Any, expected: Any, hints: Hints) -> str | None:
         return f"the values are right but it is a {type(got).__name__}, expected a tuple" if type(got) is not tuple else None
     if tuple(got) == tuple(expected)[::-1]:
         return "your pair is the expected one in reverse order (before and after swapped)"
-    if sum(got) == sum(expected) and all(_int_like(g) for g in got):
+    if not all(_int_like(g) for g in got):
+        return None
+    if sum(got) == sum(expected):
         return f"your total {sum(got)} is right but it is split {tuple(got)} instead of {tuple(expected)}"
-    return None
+    names = ("the first value (before)", "the second value (after)")
+    parts, pattern = [], []
+    for name, g, e in zip(names, got, expected):
+        if g != e:
+            parts.append(f"{name} is {abs(int(g) - int(e))} {'more' if g > e else 'less'} than expected")
+            pattern.append("more" if g > e else "less")
+        else:
+            parts.append(f"{name} is right")
+            pattern.append("right")
+    general = "; ".join(f"{name} is {'right' if p == 'right' else p + ' than expected'}" for name, p in zip(names, pattern))
+    return f".{pattern[0]}_{pattern[1]}", "; ".join(parts), general
 
 
 #: Every describer, in the order findings are preferred (the most specific first).
@@ -429,9 +449,23 @@ def _differences_of_one(got: Any, expected: Any, hints: Hints) -> list[Finding]:
                 text = describer(got, expected, hints)
         except Exception:  # noqa: BLE001  a description is a bonus: a strange answer gets none
             text = None
-        if text:
-            found.append(Finding(name, text))
+        if isinstance(text, tuple):
+            suffix, text, general = text
+            found.append(Finding(name + suffix, text, general))
+        elif text:
+            found.append(Finding(name, text, _GENERAL.get(name, "")))
     return found
+
+
+#: Statements true of every firing of a describer whose text holds numbers of the case.
+_GENERAL = {
+    "describe.scaled": "every value is the expected one times a constant (not 1)",
+    "describe.offset": "every value is off by a constant",
+    "describe.dtype_changed": "the values are right but the dtype is not the expected one",
+    "describe.cropped": "your output has the wrong number of positions, and the ones it has are right",
+    "describe.subsampled": "one output is the other taken with a step",
+    "describe.batch_items_same": "every batch item gets the same output",
+}
 
 
 def differences(got: Any, expected: Any, hints: Optional[Hints] = None) -> list[Finding]:
@@ -450,6 +484,7 @@ def differences(got: Any, expected: Any, hints: Optional[Hints] = None) -> list[
                 continue
             for f in _differences_of_one(g, e, hints):
                 extra = f" (items {', '.join(map(str, right))} are right)" if right else ""
-                found.append(Finding(f"{f.id}.item{i + 1}", f"item {i + 1} of the result: {f.text}{extra}"))
+                found.append(Finding(f"{f.id}.item{i + 1}", f"item {i + 1} of the result: {f.text}{extra}",
+                                     f"item {i + 1} of the result: {f.general or f.text}"))
         return found
     return _differences_of_one(got, expected, hints)

@@ -679,12 +679,13 @@ def settle(exercise: str, ref: Any, cases: list[Case], shown: Case, same: Callab
     here = [] if shown.answer is RAISED else findings(shown, expected)
     described: tuple = ()
     if complete and here and not causes:
-        common = {f.id for f in here}
+        seen = {f.id: [f] for f in here}
         for case, right in failing:
-            if case is shown or not common:
+            if case is shown or not seen:
                 continue
-            common &= {f.id for f in findings(case, right)}
-        described = tuple(f for f in here if f.id in common)
+            there = {f.id: f for f in findings(case, right)}
+            seen = {i: [*fs, there[i]] for i, fs in seen.items() if i in there}
+        described = tuple(describers.Finding(f.id, f.across(seen[f.id][1:])) for f in here if f.id in seen)
     return Verdict(causes=causes, partial=partial, described=described, this_case=tuple(here), failing=max(len(failing), 1))
 
 

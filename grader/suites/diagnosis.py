@@ -139,10 +139,56 @@ def verdict(ctx: Context, function: str, shown: catalogue.Case) -> tuple[list[st
             if complete and all(any(h == helper_name for h, _ in _wrong_helpers(ctx, c)) for c in failing):
                 return ([f"{fact}: {ctx.exercise.id} relies on it, and your {helper_name} is wrong on every failing case "
                          f"({len(failing)}): fix {helper_name} first [blame.{helper_name}]"], [f"blame.{helper_name}"])
+    asked = _wrong_questions(ctx, function, shown)
+    if asked and not wrong_here:
+        failing = [c for c in cases if _fails(c, function, ref)] or [shown]
+        helper_name, fact = asked[0]
+        if complete and len(failing) > 1 and all(any(h == helper_name for h, _ in _wrong_questions(ctx, function, c))
+                                                 for c in failing):
+            every = f"How your answer differs, on every failing case ({len(failing)}): your {function} calls {helper_name} with arguments that do not give what this case needs"
+            return [f"{every}; here {fact}."], []
     found = catalogue.settle(function, ref, cases, shown, same=_same, hints_for=lambda c: _hints(ctx, function, c),
                              complete=complete)
-    lines = [f"On this case {fact}." for _, fact in wrong_here[:2]] + found.lines()
+    lines = [f"On this case {fact}." for _, fact in (wrong_here or asked)[:2]] + found.lines()
     return lines, found.ids
+
+
+def _wrong_questions(ctx: Context, function: str, case: catalogue.Case) -> list[tuple[str, str]]:
+    """(helper, fact) for right helper calls whose answer is not one this convolution case needs: the
+    student's function called a correct helper with the wrong arguments (e.g. same_padding without the stride)."""
+    if function not in ("conv2d", "conv2d_backward") or not case.helpers:
+        return []
+    try:
+        ref = reference_namespace(ctx.course)
+        x, w = (case.args[0], case.args[1]) if function == "conv2d" else (case.args[1], case.args[2])
+        (h, wd), (kh, kw) = np.shape(x)[2:], np.shape(w)[2:]
+        stride, padding = case.kwargs.get("stride", 1), case.kwargs.get("padding", 0)
+        sh, sw = catalogue._pair(stride)
+        pads = catalogue._explicit_pads(ref, np.asarray(x), np.asarray(w), stride, padding)
+        needs = {"same_padding": {(pads[0], pads[1]): f"same_padding({h}, {kh}, {sh})",
+                                  (pads[2], pads[3]): f"same_padding({wd}, {kw}, {sw})"} if padding == "same" else {},
+                 "conv_output_size": {ref.conv_output_size(h + pads[0] + pads[1], kh, sh): "the output height",
+                                      ref.conv_output_size(wd + pads[2] + pads[3], kw, sw): "the output width"}}
+    except Exception:  # noqa: BLE001
+        return []
+    found: list[tuple[str, str]] = []
+    for call in case.helpers:
+        wanted = needs.get(call.function)
+        if not wanted or call.raised or not call.checkable:
+            continue
+        try:
+            value = getattr(ref, call.function)(*call.args, **call.kwargs)
+        except Exception:  # noqa: BLE001
+            continue
+        key = tuple(value) if isinstance(value, (tuple, list)) else value
+        if key in wanted:
+            continue
+        shown = ", ".join([_arg_text(a) for a in call.args] + [f"{k}={_arg_text(v)}" for k, v in call.kwargs.items()])
+        need = " or ".join(f"{v} = {k}" for k, v in wanted.items())
+        fact = f"your {function} called {call.function}({shown}), which rightly gives {key}, but this case needs {need}"
+        if (call.function, fact) not in found:
+            found.append((call.function, fact))
+    return found
 
 
 def _fails(case: catalogue.Case, function: str, ref: Any) -> bool:
