@@ -154,6 +154,11 @@ def noncontiguous(ctx: Context) -> None:
     run_case(ctx, case(n=2, h=6, w=6, f=2, seed=21, noncontiguous=True))
 
 
+@suite.check("dtypes: float32 input and kernel give float32 output", weight=1, concept="dtypes")
+def float32_kept(ctx: Context) -> None:
+    run_case(ctx, case(h=6, w=6, dtype="float32", seed=25))
+
+
 # -- inputs untouched --------------------------------------------------------------------------
 @suite.check("the input arrays are not modified", weight=1, concept="no_mutation")
 def no_mutation(ctx: Context) -> None:

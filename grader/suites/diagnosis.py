@@ -23,6 +23,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from coursekit import mistakes as catalogue
+from coursekit.describe import differences
 from coursekit.course import Course
 
 from .base import Check, Suite, search_property
@@ -87,8 +88,9 @@ def _hints(ctx: Context, function: str, case: catalogue.Case) -> dict:
 
 
 def _value_text(value: Any) -> str:
+    """One line: small numbers as they are, an array by its shape and dtype."""
     if isinstance(value, np.ndarray):
-        return describe(value, max_elements=16)[:300]
+        return f"an array of shape {value.shape} {value.dtype}"
     if isinstance(value, Clipped):
         return value.what
     return describe(value)[:200]
@@ -116,8 +118,9 @@ def _wrong_helpers(ctx: Context, case: catalogue.Case) -> list[tuple[str, str]]:
         if call.raised is None and _same(call.value, want) and not _dtype_differs(call.value, want):
             continue
         shown = f"raised {call.raised}" if call.raised else f"returned {_value_text(call.value)}"
+        how = [] if call.raised else differences(call.value, want)
         text = (f"your {call.function}({', '.join([_arg_text(a) for a in call.args] + [f'{k}={_arg_text(v)}' for k, v in call.kwargs.items()])}) "
-                f"{shown}, expected {_value_text(want)}")
+                f"{shown}, expected {_value_text(want)}" + (f" ({how[0].text})" if how else ""))
         if (call.function, text) not in found:
             found.append((call.function, text))
     return found

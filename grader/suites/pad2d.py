@@ -60,6 +60,11 @@ def uint8(ctx: Context) -> None:
     run_case(ctx, make_array((2, 2, 3, 4), "float64", 8), 1, noncontiguous=True)
 
 
+@suite.check("dtypes: a float32 image stays float32", weight=1, concept="dtypes")
+def float32_kept(ctx: Context) -> None:
+    run_case(ctx, make_array((1, 1, 3, 4), "float32", 11), 1)
+
+
 @suite.check("the input is not modified", weight=1, concept="no_mutation")
 def no_mutation(ctx: Context) -> None:
     run_case(ctx, make_array((2, 3, 4, 5), "float64", 9), 1, mutation=True)
