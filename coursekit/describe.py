@@ -37,11 +37,17 @@ class Finding:
     text: str    # "your output equals the expected one flipped upside down (axis H)"
     #: The same statement without this case's numbers, true wherever this describer fires with this id.
     general: str = ""
+    #: False when the case is too small for the describer to tell (a 1x1 output cannot show a flip): such a
+    #: case neither shows nor contradicts the statement.
+    judged: bool = True
 
     def across(self, others: "list[Finding]") -> str:
         """The text to state for this finding together with ``others`` of the same id (other cases)."""
         return self.text if all(o.text == self.text for o in others) else (self.general or self.text)
 
+
+#: What a describer returns when the case is too small to tell either way.
+UNJUDGED = "unjudged"
 
 Hints = Mapping[str, Any]
 Describer = Callable[[Any, Any, Hints], Optional[str]]
@@ -159,6 +165,8 @@ def flipped(got: Any, expected: Any, hints: Hints) -> str | None:
     if not _both_arrays(got, expected) or expected.ndim < 1 or not _differ(got, expected):
         return None
     nd = expected.ndim
+    if nd >= 2 and expected.shape[-1] * expected.shape[-2] <= 1:
+        return UNJUDGED
     options = [((-2, -1), "upside down and left to right (rotated 180 degrees)"), ((-2,), "upside down (rows reversed)"),
                ((-1,), "left to right (columns reversed)")] if nd >= 2 else [((-1,), "end to end")]
     for axes, how in options:
@@ -198,8 +206,10 @@ def _nice(c: float) -> str:
 
 def scaled(got: Any, expected: Any, hints: Hints) -> str | None:
     """Every value is the expected one times the same constant (not 1)."""
-    if not _both_arrays(got, expected) or np.count_nonzero(expected) < 2 or not _differ(got, expected):
+    if not _both_arrays(got, expected) or not _differ(got, expected):
         return None
+    if np.count_nonzero(expected) < 2:
+        return UNJUDGED
     g, e = got.astype(np.float64), expected.astype(np.float64)
     denom = float(np.sum(e * e))
     if denom <= 0 or not np.isfinite(denom):
@@ -212,8 +222,10 @@ def scaled(got: Any, expected: Any, hints: Hints) -> str | None:
 
 def offset(got: Any, expected: Any, hints: Hints) -> str | None:
     """Every value is the expected one plus the same constant, or a constant per channel map."""
-    if not _both_arrays(got, expected) or got.size < 2 or not _differ(got, expected):
+    if not _both_arrays(got, expected) or not _differ(got, expected):
         return None
+    if got.size < 2:
+        return UNJUDGED
     d = got.astype(np.float64) - expected.astype(np.float64)
     if not np.all(np.isfinite(d)):
         return None
@@ -238,8 +250,10 @@ def all_zero(got: Any, expected: Any, hints: Hints) -> str | None:
 
 def batch_items_same(got: Any, expected: Any, hints: Hints) -> str | None:
     """Every batch item holds the same output (the first axis is the batch) while the expected items differ."""
-    if not _both_arrays(got, expected) or expected.ndim < 3 or expected.shape[0] < 2 or not _differ(got, expected):
+    if not _both_arrays(got, expected) or expected.ndim < 3 or not _differ(got, expected):
         return None
+    if expected.shape[0] < 2:
+        return UNJUDGED
     if not all(close(got[i], got[0]) for i in range(1, got.shape[0])):
         return None
     if all(close(expected[i], expected[0]) for i in range(1, expected.shape[0])):
@@ -251,8 +265,10 @@ def batch_items_same(got: Any, expected: Any, hints: Hints) -> str | None:
 
 def channels_same(got: Any, expected: Any, hints: Hints) -> str | None:
     """Every channel (axis 1 of NCHW) holds the same map while the expected channels differ."""
-    if not _both_arrays(got, expected) or expected.ndim != 4 or expected.shape[1] < 2 or not _differ(got, expected):
+    if not _both_arrays(got, expected) or expected.ndim != 4 or not _differ(got, expected):
         return None
+    if expected.shape[1] < 2:
+        return UNJUDGED
     if not all(close(got[:, i], got[:, 0]) for i in range(1, got.shape[1])):
         return None
     if all(close(expected[:, i], expected[:, 0]) for i in range(1, expected.shape[1])):
@@ -272,11 +288,13 @@ def padding_windows(got: Any, expected: Any, hints: Hints) -> str | None:
     if mask is None or not _both_arrays(got, expected) or not _differ(got, expected):
         return None
     mask = np.broadcast_to(np.asarray(mask, dtype=bool), expected.shape)
+    if mask.all():
+        return UNJUDGED
     bad = _mismatch(got, expected)
-    if not bad.any() or (bad & ~mask).any() or mask.all():
+    if not bad.any() or (bad & ~mask).any():
         return None
-    return ("only the outputs whose window overlaps the padding differ (every window inside the image is right): "
-            "look at how the input is padded")
+    return hints.get("padding_text", "only the outputs whose window overlaps the padding differ (every window inside "
+                                     "the image is right): look at how the input is padded")
 
 
 def border_only(got: Any, expected: Any, hints: Hints) -> str | None:
@@ -285,6 +303,8 @@ def border_only(got: Any, expected: Any, hints: Hints) -> str | None:
         return None
     bad = _mismatch(got, expected)
     h, w = expected.shape[-2:]
+    if h < 3 or w < 3:
+        return UNJUDGED
     for depth in (1, 2):
         if h - 2 * depth < 1 or w - 2 * depth < 1:
             return None
@@ -416,6 +436,20 @@ def pair_swapped(got: Any, expected: Any, hints: Hints) -> str | None:
     return f".{pattern[0]}_{pattern[1]}", "; ".join(parts), general
 
 
+def pair_total(got: Any, expected: Any, hints: Hints) -> str | None:
+    """A pair of ints whose sum (e.g. the total padding) is more or less than the expected one's."""
+    if not (isinstance(expected, tuple) and len(expected) == 2 and all(_int_like(e) for e in expected)):
+        return None
+    if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(_int_like(g) for g in got)):
+        return None
+    d = sum(int(g) for g in got) - sum(int(e) for e in expected)
+    if d == 0:
+        return None
+    how = "more" if d > 0 else "less"
+    return (f".{how}", f"your total {sum(got)} is {abs(d)} {how} than the expected total {sum(expected)}",
+            f"your total is {how} than the expected one")
+
+
 #: Every describer, in the order findings are preferred (the most specific first).
 DESCRIBERS: tuple[tuple[str, Describer], ...] = (
     ("describe.dtype_changed", dtype_changed),
@@ -438,6 +472,7 @@ DESCRIBERS: tuple[tuple[str, Describer], ...] = (
     ("describe.cropped", cropped),
     ("describe.number_off", number_off),
     ("describe.pair_swapped", pair_swapped),
+    ("describe.pair_total", pair_total),
 )
 
 
@@ -449,7 +484,9 @@ def _differences_of_one(got: Any, expected: Any, hints: Hints) -> list[Finding]:
                 text = describer(got, expected, hints)
         except Exception:  # noqa: BLE001  a description is a bonus: a strange answer gets none
             text = None
-        if isinstance(text, tuple):
+        if text == UNJUDGED:
+            found.append(Finding(name, "", judged=False))
+        elif isinstance(text, tuple):
             suffix, text, general = text
             found.append(Finding(name + suffix, text, general))
         elif text:
@@ -468,12 +505,17 @@ _GENERAL = {
 }
 
 
-def differences(got: Any, expected: Any, hints: Optional[Hints] = None) -> list[Finding]:
+def differences(got: Any, expected: Any, hints: Optional[Hints] = None, unjudged: bool = False) -> list[Finding]:
     """Every describer's statement about how ``got`` differs from ``expected`` (empty when none fits).
 
-    A tuple of arrays (e.g. ``(dx, dw, db)``) is described item by item: "item 3: ...". Never raises.
+    A tuple of arrays (e.g. ``(dx, dw, db)``) is described item by item: "item 3: ...". With ``unjudged``,
+    also the describers that cannot tell on a case this small (``judged`` False, no text). Never raises.
     """
-    hints = hints or {}
+    found = _differences(got, expected, hints or {})
+    return found if unjudged else [f for f in found if f.judged]
+
+
+def _differences(got: Any, expected: Any, hints: Hints) -> list[Finding]:
     if isinstance(expected, tuple) and expected and all(isinstance(e, np.ndarray) for e in expected):
         if not (type(got) is tuple and len(got) == len(expected)):
             return []
@@ -484,7 +526,7 @@ def differences(got: Any, expected: Any, hints: Optional[Hints] = None) -> list[
                 continue
             for f in _differences_of_one(g, e, hints):
                 extra = f" (items {', '.join(map(str, right))} are right)" if right else ""
-                found.append(Finding(f"{f.id}.item{i + 1}", f"item {i + 1} of the result: {f.text}{extra}",
-                                     f"item {i + 1} of the result: {f.general or f.text}"))
+                found.append(Finding(f"{f.id}.item{i + 1}", f"item {i + 1} of the result: {f.text}{extra}" if f.judged else "",
+                                     f"item {i + 1} of the result: {f.general or f.text}", f.judged))
         return found
     return _differences_of_one(got, expected, hints)

@@ -674,17 +674,17 @@ def settle(exercise: str, ref: Any, cases: list[Case], shown: Case, same: Callab
         if case.answer is RAISED:
             return []
         hints = hints_for(case) if hints_for else {}
-        return describers.differences(case.answer, right, hints)
+        return describers.differences(case.answer, right, hints, unjudged=True)
 
-    here = [] if shown.answer is RAISED else findings(shown, expected)
+    here = [f for f in ([] if shown.answer is RAISED else findings(shown, expected)) if f.judged]
     described: tuple = ()
     if complete and here and not causes:
         seen = {f.id: [f] for f in here}
         for case, right in failing:
             if case is shown or not seen:
                 continue
-            there = {f.id: f for f in findings(case, right)}
-            seen = {i: [*fs, there[i]] for i, fs in seen.items() if i in there}
+            there = {f.id: f for f in findings(case, right)}  # a case too small to tell neither shows nor contradicts
+            seen = {i: [*fs, *([there[i]] if there[i].judged else [])] for i, fs in seen.items() if i in there}
         described = tuple(describers.Finding(f.id, f.across(seen[f.id][1:])) for f in here if f.id in seen)
     return Verdict(causes=causes, partial=partial, described=described, this_case=tuple(here), failing=max(len(failing), 1))
 

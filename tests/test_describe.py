@@ -22,7 +22,7 @@ def arrays(draw, min_hw: int = 3, ndim: int = 4) -> np.ndarray:
 
 
 def fires(describer, got, expected, hints=None) -> bool:
-    return describer(got, expected, hints or {}) is not None
+    return describer(got, expected, hints or {}) not in (None, d.UNJUDGED)
 
 
 #: (describer, how to make a wrong answer it must name from a right one)
@@ -134,3 +134,12 @@ def test_strange_answers_get_no_description_and_no_crash():
     e = np.ones((1, 1, 3, 3))
     for got in (None, "text", object(), np.array(["a"]), [[1, "x"]], np.full((1, 1, 3, 3), np.nan), (1, 2), {}):
         assert isinstance(d.differences(got, e), list)
+
+
+def test_a_case_too_small_to_tell_is_unjudged_not_silent():
+    one = np.array([[[[2.0]]]])
+    assert d.scaled(one * 3, one, {}) == d.UNJUDGED
+    assert d.flipped(one * 3, one, {}) == d.UNJUDGED
+    assert d.batch_items_same(one * 3, one, {}) == d.UNJUDGED
+    assert d.differences(one * 3, one) == []
+    assert {f.id for f in d.differences(one * 3, one, unjudged=True)} >= {"describe.scaled", "describe.flipped"}

@@ -174,12 +174,13 @@ def test_a_convolution_that_pads_by_itself_gets_no_blame_for_a_wrong_pad2d(tmp_p
             def pad2d(x, pad, value=0.0):
                 return np.zeros((1, 1, 1, 1))
             """,
-        "conv": naive_conv(pad="np.pad(x.astype(float), [(0, 0), (0, 0), (t, bo), (l, r)])"),
+        # pads by itself, with its own mistake: ones around the image instead of zeros
+        "conv": naive_conv(pad="np.pad(x.astype(float), [(0, 0), (0, 0), (t, bo), (l, r)], constant_values=1.0)"),
     })
     ex = grade(sub, only=["conv2d"]).exercise("conv2d")
+    assert failures(ex)
     assert not any("blame" in m for m in stated(ex))
     assert not any("pad2d" in t.message for t in failures(ex))
-    assert ex.score == ex.max_score
 
 
 @pytest.mark.slow

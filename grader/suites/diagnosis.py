@@ -70,7 +70,17 @@ class Diagnosis(list):
 
 
 def _hints(ctx: Context, function: str, case: catalogue.Case) -> dict:
-    """Exercise facts the describers may use: which outputs' windows overlap the padding (convolutions)."""
+    """Exercise facts the describers may use: which outputs' windows overlap the padding (convolutions),
+    which values of pad2d's output are padding."""
+    if function == "pad2d":
+        try:
+            x, pad = np.asarray(case.args[0]), case.args[1]
+            t, b, l, r = (pad,) * 4 if isinstance(pad, (int, np.integer)) else tuple(int(p) for p in pad)
+            mask = np.ones((x.shape[-2] + t + b, x.shape[-1] + l + r), dtype=bool)
+            mask[t:t + x.shape[-2], l:l + x.shape[-1]] = False
+            return {"padding_mask": mask, "padding_text": "only the padding differs: the copy of x inside is right"}
+        except Exception:  # noqa: BLE001
+            return {}
     if function != "conv2d":
         return {}
     try:
