@@ -230,3 +230,44 @@ def test_a_convnet_with_32_filters_is_not_told_to_check_count_parameters(tmp_pat
     assert failed
     assert not any("count_parameters" in t.message for t in failed)
     assert any(t.name.startswith("count_parameters") and t.passed for t in ex.tests)
+
+
+# ---------------------------------------------------------------------------------------------
+# The self-checks say what the grader says
+# ---------------------------------------------------------------------------------------------
+def test_self_checks_and_grader_give_the_same_verdict_on_the_same_cases(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setattr(catalogue, "SELF_CHECK_CASES", {})
+    cases = run(floor_same_padding, [(28, 3, 1), (5, 4, 1), (1, 2, 2)])
+    hints = [catalogue.self_check_hint("same_padding", c.args, c.kwargs, c.answer) for c in cases]
+    assert hints[:2] == ["", ""]  # right answers: nothing to say, but recorded
+    grader_lines = catalogue.settle("same_padding", REF, cases, cases[2]).lines()
+    assert hints[2] == " " + " ".join(grader_lines)
+    assert "not the whole story" in hints[2] and "Diagnosis" not in hints[2]
+
+
+def test_a_public_self_check_describes_an_unlisted_mistake(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import importlib.util
+    import sys
+    import uuid
+
+    from grading_helpers import reference_submission
+
+    monkeypatch.setattr(catalogue, "SELF_CHECK_CASES", {})
+    name = f"planted_{uuid.uuid4().hex[:8]}"
+    reference_submission(tmp_path / name, {"conv": """
+        _ref = correlate2d
+        def correlate2d(image, kernel):
+            return np.ascontiguousarray(_ref(image, kernel)[::-1, ::-1])
+        """})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    impl = lambda mod: importlib.import_module(f"{name}.{mod}")  # noqa: E731
+    spec = importlib.util.spec_from_file_location("public_test_conv", Path(__file__).parent / "public" / "test_conv.py")
+    public = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(public)
+    with pytest.raises(AssertionError) as info:
+        public.test_correlate2d_hand_computed(impl)
+    assert "flipped upside down and left to right" in str(info.value)
+    assert "[correlate2d." not in str(info.value)
+    sys.modules.pop(name, None)

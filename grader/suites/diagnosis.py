@@ -30,6 +30,7 @@ from .base import Check, Suite, search_property
 from .compare import assert_array_matches
 from .messages import describe
 from .outcomes import Fail, StudentRaised
+from .cases import pair
 from .helper_calls import Clipped
 from .tolerances import FLOAT32
 
@@ -281,7 +282,8 @@ def compare(ctx: Context, exercise: str, args: tuple, kwargs: dict, expected: An
 
     ``items`` compares only those items of a tuple result. ``mutation`` checks only that the inputs
     come back untouched (the no-mutation concept), not the values: mutation costs that concept alone.
-    ``blame`` is no longer used: helpers are blamed from the calls the worker recorded.
+    ``blame`` (the student's helpers on this case's sub-problem) only credits the no-mutation concept: messages
+    blame the helpers the worker saw the function call.
     """
     try:
         got, mutated = ctx.student_checked(exercise, *(sent if sent is not None else args), **kwargs)
@@ -294,7 +296,7 @@ def compare(ctx: Context, exercise: str, args: tuple, kwargs: dict, expected: An
         if not _shaped_like(got, expected):
             raise Fail(f"{what}: returned {describe(got)[:200]}, not an answer of the expected shape, so keeping the input "
                        f"untouched earns nothing yet\ncase: {inputs}", inputs=inputs)
-        if not _answer_earns_credit(ctx, exercise, args, kwargs, got, expected, items):
+        if not _answer_earns_credit(ctx, exercise, args, kwargs, got, expected, items) and not _safe_blame(blame, got):
             raise Fail(f"{what}: keeping the input untouched is credited only with an answer that is right, or wrong by a "
                        f"named classic mistake or a wrong helper, and this one is neither\ncase: {inputs}", inputs=inputs)
         if mutated:
@@ -327,13 +329,19 @@ def _answer_earns_credit(ctx: Context, exercise: str, args: tuple, kwargs: dict,
             assert_array_matches(got, expected, what="answer", inputs="")
         return True
     except Fail:
-        last = ctx.last_case(exercise)
-        if last is not None and last.answer is got and _wrong_helpers(ctx, last):
-            return True
         try:
             return bool(catalogue.diagnose(exercise, reference_namespace(ctx.course), args, kwargs, got, expected, same=_same))
         except Exception:  # noqa: BLE001
             return False
+
+
+def _safe_blame(blame, got) -> list[tuple[str, str]]:
+    if blame is None:
+        return []
+    try:
+        return blame(got)
+    except Exception:  # noqa: BLE001  blame is a bonus
+        return []
 
 
 def _shaped_like(got: Any, expected: Any) -> bool:
@@ -374,9 +382,58 @@ def property_check(suite: Suite, name: str, strategy: st.SearchStrategy, *, conc
 
 
 # ---------------------------------------------------------------------------------------------
-# Blame comes from the helper calls the worker recorded (see verdict); nothing is called on the student's behalf
+# The student's own helpers on a case's sub-problem: for credit only
 # ---------------------------------------------------------------------------------------------
+def helper(ctx: Context, exercise_id: str, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    """(status, value) of the student's ``exercise_id`` function on these arguments (status "ok", "error", ...)."""
+    ex = ctx.course.exercise(exercise_id)
+    r = ctx.worker.call(ex.module, ex.functions[0], args=list(args), kwargs=dict(kwargs))
+    return r.status, (r.value if r.status == "ok" else None)
+
+
+def _call_text(function: str, args: tuple) -> str:
+    return f"{function}({', '.join(repr(a) if not isinstance(a, np.ndarray) else f'x of shape {a.shape}' for a in args)})"
+
+
 def conv_helpers_blame(ctx: Context, x: np.ndarray, w: np.ndarray, stride: Any, padding: Any) -> list[tuple[str, str]]:
-    """Kept for the suites that pass it: blame is now part of :func:`diagnose` (recorded calls only), so this
-    adds nothing. Calling the student's helpers on a sub-case blamed helpers the function never used."""
-    return []
+    """The student's pad2d / same_padding / conv_output_size (those in ``depends_on``), each called here on this
+    conv case's sub-problem: (id, text) of each one that is wrong there.
+
+    Used only to credit the no-mutation concept (an answer wrong through a wrong helper is more than garbage),
+    never in a message: a message blames only helpers the student's function called (the worker's records,
+    see :func:`verdict`); those records come from the sandbox, so they never earn a point.
+    """
+    ref = reference_namespace(ctx.course)
+    deps = ctx.exercise.depends_on
+    (h, wd), (kh, kw) = x.shape[2:], w.shape[2:]
+    sh, sw = pair(stride)
+    blamed: list[tuple[str, str]] = []
+
+    def check(dep: str, args: tuple, want: Any) -> None:
+        status, got = helper(ctx, dep, *args)
+        ok = status == "ok"
+        if (ok and _same(got, want)) or status not in ("ok", "error"):  # right, a stub, or the worker stopped
+            return
+        shown = describe(got)[:200] if ok else "an error"
+        if isinstance(want, np.ndarray):
+            shown = describe(got)[:120] if ok and not isinstance(got, np.ndarray) else (
+                f"a wrong array of shape {np.shape(got)}" if ok else "an error")
+            want_text = f"an array of shape {want.shape}"
+        else:
+            want_text = repr(want)
+        blamed.append((f"blame.{dep}", f"your {_call_text(dep, args)} gives {shown} here, expected {want_text}; "
+                                       f"{ctx.exercise.id} relies on it: fix {dep} first"))
+
+    if padding == "same" and "same_padding" in deps:
+        check("same_padding", (h, kh, sh), tuple(ref.same_padding(h, kh, sh)))
+        if (wd, kw, sw) != (h, kh, sh):
+            check("same_padding", (wd, kw, sw), tuple(ref.same_padding(wd, kw, sw)))
+    pads = catalogue._explicit_pads(ref, x, w, stride, padding)
+    if any(pads) and "pad2d" in deps:
+        check("pad2d", (x, pads), ref.pad2d(x, pads))
+    if "conv_output_size" in deps:
+        hp, wp = h + pads[0] + pads[1], wd + pads[2] + pads[3]
+        check("conv_output_size", (hp, kh, sh), ref.conv_output_size(hp, kh, sh))
+        if (wp, kw, sw) != (hp, kh, sh):
+            check("conv_output_size", (wp, kw, sw), ref.conv_output_size(wp, kw, sw))
+    return blamed
