@@ -231,11 +231,22 @@ def offset(got: Any, expected: Any, hints: Hints) -> str | None:
         return None
     if close(got, expected + float(np.mean(d))):
         return f"every value is the expected one plus the same constant {float(np.mean(d)):.6g}"
-    if expected.ndim >= 3 and expected.shape[-1] * expected.shape[-2] > 1:
-        per_map = d.mean(axis=(-2, -1), keepdims=True)
-        if close(got, expected + per_map):
-            return "the difference is one constant per H x W map (per sample and channel): something bias-like is added wrongly"
     return None
+
+
+def offset_per_map(got: Any, expected: Any, hints: Hints) -> str | None:
+    """The difference is one constant over each H x W map, not the same for all maps (something bias-like)."""
+    if not _both_arrays(got, expected) or expected.ndim < 3 or not _differ(got, expected):
+        return None
+    if expected.shape[-1] * expected.shape[-2] <= 1:
+        return UNJUDGED
+    d = got.astype(np.float64) - expected.astype(np.float64)
+    if not np.all(np.isfinite(d)):
+        return None
+    per_map = d.mean(axis=(-2, -1), keepdims=True)
+    if np.ptp(per_map) == 0 or not close(got, expected + per_map):
+        return None
+    return "the difference is one constant per H x W map (per sample and channel): something bias-like is added wrongly"
 
 
 def all_zero(got: Any, expected: Any, hints: Hints) -> str | None:
@@ -463,6 +474,7 @@ DESCRIBERS: tuple[tuple[str, Describer], ...] = (
     ("describe.wrapped_integers", wrapped_integers),
     ("describe.scaled", scaled),
     ("describe.offset", offset),
+    ("describe.offset_per_map", offset_per_map),
     ("describe.all_zero", all_zero),
     ("describe.batch_items_same", batch_items_same),
     ("describe.channels_same", channels_same),

@@ -279,7 +279,7 @@ ENTRIES: tuple[Entry, ...] = (
         def conv_output_size(n, k, stride=1, padding=0):
             if n < 1 or k < 1 or stride < 1 or padding < 0 or k > n + 2 * padding:
                 raise ValueError("bad sizes")
-            return (n + 2 * padding - k + 1) // stride + (1 if stride == 1 else 0)
+            return (n + 2 * padding - k + 1) // stride + (0 if stride == 1 else 1)  # "round up" by adding 1
         """, False, conv_output_size="stride"),
     _e("conv2d: stride not passed to same_padding", "conv", "conv2d", NAIVE_CONV + """
         def conv2d(x, w, b=None, stride=1, padding=0):
