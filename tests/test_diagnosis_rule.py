@@ -271,3 +271,29 @@ def test_a_public_self_check_describes_an_unlisted_mistake(tmp_path, monkeypatch
     assert "flipped upside down and left to right" in str(info.value)
     assert "[correlate2d." not in str(info.value)
     sys.modules.pop(name, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker's helper records are untrusted: validated, clipped, never raising
+# ---------------------------------------------------------------------------------------------
+def test_helper_records_are_validated_and_clipped():
+    from grader.suites.helper_calls import Clipped, decode
+
+    good = {"function": "pad2d", "args": [{"nd": ["<f8", [1, 1, 1, 2], [1.0, 2.0]]}, {"t": [1, 0, 0, 0]}], "kwargs": {},
+            "value": {"nd": ["<f8", [1, 1, 2, 2], [1.0, 2.0, 0.0, 0.0]]}}
+    calls = decode([good], {"pad2d"})
+    assert len(calls) == 1 and calls[0].checkable
+    assert calls[0].args[0].shape == (1, 1, 1, 2) and calls[0].args[1] == (1, 0, 0, 0)
+    hostile = [
+        "text", None, {"function": "os.system"}, {"function": "pad2d", "args": "x"},
+        {"function": "pad2d", "args": [{"nd": ["<f8", [3], [1.0]]}]},            # shape and data disagree
+        {"function": "pad2d", "args": [{"nd": ["O", [1], [1]]}]},                # object dtype
+        {"function": "pad2d", "args": [{"nd": ["<f8", [10**9], []]}]},           # absurd shape
+        {"function": "pad2d", "args": [{"big": ["<f8", [5000, 5000]]}], "value": 1},
+        {"function": "pad2d", "args": [{"nd": ["<f8", [1], ["1"]]}]},            # a string among numbers
+    ] + [good] * 40
+    calls = decode(hostile, {"pad2d"})
+    assert len(calls) <= 16
+    unchecked = [c for c in calls if not c.checkable]
+    assert unchecked and all(any(isinstance(a, Clipped) for a in c.args) for c in unchecked)
+    assert decode(object(), {"pad2d"}) == ()

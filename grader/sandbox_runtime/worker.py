@@ -332,16 +332,19 @@ class HelperRecorder:
             return self
         prefix = self.loop.package + "."
         for name, module in list(sys.modules.items()):
-            if not (name == self.loop.package or name.startswith(prefix)) or module is None:
+            if type(name) is not str or not (name == self.loop.package or name.startswith(prefix)) or module is None:
                 continue
-            space = getattr(module, "__dict__", None)
-            if type(space) is not dict:
+            try:
+                space = object.__getattribute__(module, "__dict__")
+                if type(space) is not dict:
+                    continue
+                for attr, value in list(space.items()):
+                    hit = wanted.get(id(value))
+                    if hit is not None and value is hit[1]:
+                        space[attr] = hit[2]
+                        self._patched.append((space, attr, value))
+            except BaseException:  # noqa: BLE001  a strange module object: its calls go unrecorded
                 continue
-            for attr, value in list(space.items()):
-                hit = wanted.get(id(value))
-                if hit is not None and value is hit[1]:
-                    space[attr] = hit[2]
-                    self._patched.append((space, attr, value))
         return self
 
     def __exit__(self, *exc) -> None:
