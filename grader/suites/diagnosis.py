@@ -296,7 +296,7 @@ def compare(ctx: Context, exercise: str, args: tuple, kwargs: dict, expected: An
         if not _shaped_like(got, expected):
             raise Fail(f"{what}: returned {describe(got)[:200]}, not an answer of the expected shape, so keeping the input "
                        f"untouched earns nothing yet\ncase: {inputs}", inputs=inputs)
-        if not _answer_earns_credit(ctx, exercise, args, kwargs, got, expected, items) and not _safe_blame(blame, got):
+        if not _answer_earns_credit(ctx, exercise, args, kwargs, got, expected, items) and not _wrong_helper_called(ctx, exercise, got, blame):
             raise Fail(f"{what}: keeping the input untouched is credited only with an answer that is right, or wrong by a "
                        f"named classic mistake or a wrong helper, and this one is neither\ncase: {inputs}", inputs=inputs)
         if mutated:
@@ -333,6 +333,16 @@ def _answer_earns_credit(ctx: Context, exercise: str, args: tuple, kwargs: dict,
             return bool(catalogue.diagnose(exercise, reference_namespace(ctx.course), args, kwargs, got, expected, same=_same))
         except Exception:  # noqa: BLE001
             return False
+
+
+def _wrong_helper_called(ctx: Context, exercise: str, got: Any, blame: Callable[[Any], list] | None) -> bool:
+    """The answer went wrong through a wrong helper: the function called one (the worker's record) *and* the
+    student's helpers, called here on the case's sub-problem, are wrong there (the record alone, from the
+    sandbox, never earns a point)."""
+    last = ctx.last_case(exercise)
+    if last is None or last.answer is not got or not _wrong_helpers(ctx, last):
+        return False
+    return bool(_safe_blame(blame, got))
 
 
 def _safe_blame(blame, got) -> list[tuple[str, str]]:
