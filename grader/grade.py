@@ -28,6 +28,7 @@ from .suites import suite_for
 from .suites.compare import dtype_charged_in
 from .suites.outcomes import Fail, InternalError, NotImplementedYet, WorkerStopped
 from .suites.context import Context
+from .suites.diagnosis import settle
 
 #: Worker statuses that end an exercise, and the exercise status they give.
 _STOPPED_STATUS = {"timeout": "timeout", "forbidden": "forbidden", "not_implemented": "not_implemented"}
@@ -205,6 +206,7 @@ def _grade_exercise_once(ws: Workspace, course: Course, exercise: Exercise, allo
                 continue
             tests.append(TestResult(check.name, fraction == 1.0, max_points * fraction, max_points, _notes(ctx).strip(),
                                     metrics=dict(ctx.metrics)))
+        settle(ctx, tests)  # each diagnosis re-stated with every case the exercise ran
         if worker_flagged_forbidden(worker):
             status, message = "forbidden", worker_forbidden_message(worker)
     if status == "timeout" and limits.time_limit_s < full_limits.time_limit_s:  # the budget stopped it, not its limit

@@ -189,9 +189,12 @@ class Worker:
 
     # -------------------------------------------------------------- requests
     def call(self, module: str, function: str, args: list | tuple = (), kwargs: dict | None = None,
-             *, check_mutation: bool = True) -> CallResult:
-        """Call ``<package>.<module>.<function>(*args, **kwargs)`` in the worker."""
+             *, check_mutation: bool = True, watch: list | None = None) -> CallResult:
+        """Call ``<package>.<module>.<function>(*args, **kwargs)`` in the worker; ``watch`` (``[(module, function)]``:
+        the student's own helpers) asks it to report their calls during this one (``CallResult.helpers``)."""
         meta = {"op": "call", "module": module, "function": function, "check_mutation": check_mutation}
+        if watch:
+            meta["watch"] = [[str(m), str(f)] for m, f in watch]
         return self._request(meta, (list(args), dict(kwargs or {})))
 
     def import_module(self, module: str) -> CallResult:

@@ -44,6 +44,9 @@ class CallResult:
     mutated: tuple[str, ...] = ()  # input arrays the student function modified in place (paths like "args[0]")
     violations: tuple[str, ...] = ()  # what was forbidden, readable (see Worker.violation_records)
     compute_s: float | None = None  # the student code's own time, as the worker measured it (untrusted)
+    #: The student's own helper calls during this call, as the worker recorded them: untrusted plain JSON
+    #: (at most 16 objects), validated by grader.suites.helper_calls before any use.
+    helpers: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -97,10 +100,12 @@ def to_result(frame: wire.Frame, duration: float, violations: Violations) -> Cal
     if status != "ok":
         error = error_info(meta.get("error"))
     compute = meta.get("duration_s")
+    helpers = meta.get("helpers", [])
     compute = float(compute) if type(compute) in (int, float) and 0 <= compute <= duration else None
     return CallResult(status=status, value=student_value(frame.value) if status == "ok" else None, error=error,
                       duration_s=duration, mutated=tuple(student_text(m, 200) for m in mutated[:100]),
-                      compute_s=compute)
+                      compute_s=compute,
+                      helpers=tuple(student_value(h) for h in helpers[:16] if isinstance(h, dict)) if isinstance(helpers, list) else ())
 
 
 def error_info(raw: Any) -> ErrorInfo:

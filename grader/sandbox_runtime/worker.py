@@ -94,6 +94,7 @@ class RequestLoop:
         self._lock = threading.RLock()
         self.guard = None
         self.applied: dict = {}
+        self.helper_calls: list = []  # the request's student helper calls (HelperRecorder)
 
     # ------------------------------------------------------------------ start-up
     def confine(self) -> None:
@@ -178,6 +179,7 @@ class RequestLoop:
         meta = frame.meta
         t0 = time.perf_counter()
         status, value, error, extra = "ok", None, None, {}
+        self.helper_calls = []
         try:
             value, extra = self._run(op, meta, frame.value)
         except NotImplementedError as e:
@@ -192,6 +194,8 @@ class RequestLoop:
         self._flush_student_output()
         self.guard.check()
         result = {"status": status, "duration_s": duration, "violations": self.guard.violations, **extra}
+        if self.helper_calls and "helpers" not in result:  # the call raised: its helper calls still tell where
+            result["helpers"] = self.helper_calls
         chunks = None
         if error is None:
             try:
@@ -216,7 +220,7 @@ class RequestLoop:
         if op == "call":
             args, kwargs = value
             return self._call(meta["module"], meta["function"], list(args), dict(kwargs),
-                              meta.get("check_mutation", True))
+                              meta.get("check_mutation", True), meta.get("watch") or [])
         if op == "import":
             self._load(meta["module"])
             return None, {}
@@ -240,15 +244,19 @@ class RequestLoop:
             raise ValueError(f"bad module name {module!r}")
         return importlib.import_module(f"{self.package}.{module}")
 
-    def _call(self, module: str, function: str, args: list, kwargs: dict, check_mutation: bool):
+    def _call(self, module: str, function: str, args: list, kwargs: dict, check_mutation: bool, watch: list = ()):
         mod = self._load(module)
         fn = mod.__dict__.get(function)
         if not callable(fn):
             raise _MissingFunction(f"{self.package}/{module}.py defines no function {function!r}")
         args, kwargs = _build(mod, args), _build(mod, kwargs)
         before = _snapshot(args, kwargs) if check_mutation else None
-        value = fn(*args, **kwargs)
         extra = {}
+        with HelperRecorder(self, watch) as recorder:
+            try:
+                value = fn(*args, **kwargs)
+            finally:
+                extra["helpers"] = recorder.calls
         if before is not None:
             extra["mutated"] = _mutated(before, args, kwargs)
         return value, extra
@@ -295,6 +303,115 @@ class RequestLoop:
                 stream.flush()
             except BaseException:  # noqa: BLE001
                 pass
+
+
+#: What the worker reports of the student's own helper calls during one request (see HelperRecorder).
+HELPER_CALLS_MAX = 16
+HELPER_ARRAY_MAX = 20_000
+HELPER_VALUES_MAX = 60_000  # all arrays of one request's records together
+
+
+class HelperRecorder:
+    """While one request runs, records the calls of the student's own helper functions (``watch``:
+    ``[[module, function], ...]``, the exercises in course.yml ``depends_on``), with their arguments and
+    answers clipped to plain JSON data (arrays up to :data:`HELPER_ARRAY_MAX` values). Every reference to
+    the helper in the student's loaded modules is wrapped for the call and restored after it; a helper the
+    student's code does not call (a convolution that pads by itself) leaves no record."""
+
+    def __init__(self, loop: "RequestLoop", watch: list):
+        self.loop, self.watch = loop, watch
+        self.calls: list = loop.helper_calls
+        self._patched: list = []
+
+    def __enter__(self) -> "HelperRecorder":
+        wanted = {}
+        for item in self.watch[:8]:
+            if type(item) is not list or len(item) != 2 or not all(type(x) is str and x.isidentifier() for x in item):
+                continue
+            try:
+                helper = self.loop._load(item[0]).__dict__.get(item[1])
+            except BaseException:  # noqa: BLE001  a helper module that does not import: nothing to record
+                continue
+            if callable(helper):
+                wanted[id(helper)] = (item[1], helper, self._wrap(item[1], helper))
+        if not wanted:
+            return self
+        prefix = self.loop.package + "."
+        for name, module in list(sys.modules.items()):
+            if type(name) is not str or not (name == self.loop.package or name.startswith(prefix)) or module is None:
+                continue
+            try:
+                space = object.__getattribute__(module, "__dict__")
+                if type(space) is not dict:
+                    continue
+                for attr, value in list(space.items()):
+                    hit = wanted.get(id(value))
+                    if hit is not None and value is hit[1]:
+                        space[attr] = hit[2]
+                        self._patched.append((space, attr, value))
+            except BaseException:  # noqa: BLE001  a strange module object: its calls go unrecorded
+                continue
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for space, attr, value in reversed(self._patched):
+            space[attr] = value
+        self._patched.clear()
+
+    def _wrap(self, function: str, helper):
+        calls = self.calls
+        budget = [HELPER_VALUES_MAX]
+
+        def plain(value):
+            try:
+                return _plain(value, budget)
+            except BaseException:  # noqa: BLE001  recording never changes what the student's code does
+                return {"obj": "?"}
+
+        def recorded(*args, **kwargs):
+            entry = None
+            if len(calls) < HELPER_CALLS_MAX:
+                entry = {"function": function, "args": [plain(a) for a in args[:6]],
+                         "kwargs": {str(k)[:40]: plain(v) for k, v in list(kwargs.items())[:6]}}
+                calls.append(entry)
+            try:
+                value = helper(*args, **kwargs)
+            except BaseException as e:
+                if entry is not None:
+                    entry["raised"] = type(e).__name__[:100]
+                raise
+            if entry is not None:
+                entry["value"] = plain(value)
+            return value
+
+        recorded.__name__ = getattr(helper, "__name__", function)
+        recorded.__wrapped__ = helper
+        return recorded
+
+
+def _plain(value, budget: list, depth: int = 0):
+    """A clipped plain-JSON form of a helper's argument or answer: arrays as ``{"nd": [dtype, shape, values]}``
+    while ``budget[0]`` values remain, else ``{"big": [dtype, shape]}``."""
+    import numpy as np
+
+    t = type(value)
+    if t in (bool, float) or value is None:
+        return value
+    if t is str:
+        return value[:200]
+    if t is int:
+        return value if -2**53 < value < 2**53 else {"obj": "int"}
+    if t.__module__ == "numpy" and isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return {"np": [value.dtype.str, value.item()]}
+    if t is np.ndarray and value.dtype.kind in "biuf":
+        if value.size > min(HELPER_ARRAY_MAX, budget[0]):
+            return {"big": [value.dtype.str, list(value.shape)]}
+        budget[0] -= value.size
+        return {"nd": [value.dtype.str, list(value.shape), value.reshape(-1).tolist()]}
+    if t in (tuple, list) and depth < 3:
+        items = [_plain(v, budget, depth + 1) for v in value[:16]]
+        return {"t": items} if t is tuple else items
+    return {"obj": t.__name__[:60]}
 
 
 class _MissingFunction(AttributeError):

@@ -67,6 +67,11 @@ def uint8(ctx: Context) -> None:
     run_case(ctx, make_array((1, 1, 4, 4), "float64", 8), 1, noncontiguous=True)
 
 
+@suite.check("dtypes: a float32 image stays float32", weight=1, concept="dtypes")
+def float32_kept(ctx: Context) -> None:
+    run_case(ctx, make_array((1, 1, 4, 4), "float32", 11), 1)
+
+
 @suite.varies(*ANY)
 @property_check(suite, "combined: random shapes, pads and dtypes match np.pad",
                 st.tuples(st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 6), st.integers(1, 6)),
