@@ -97,12 +97,12 @@ def _result(exercise: Exercise, status: str, started: float, tests: list[TestRes
 
 NOT_GRADED = ("not graded: the time budget of this grading ran out before {id} could {what}; this is not "
               "your code's fault (staff can give the autograder more time)")
-"""The message of an exercise the time budget left out (status ``error``, no points)."""
+"""The message of an exercise the time budget left out (status ``not_graded``: no points, never cached)."""
 
 
 def not_graded(exercise: Exercise, started: float, what: str = "run") -> ExerciseResult:
     """An exercise the time budget left no time for: no points, and a message that does not blame the student."""
-    return _result(exercise, "error", started, [], NOT_GRADED.format(id=exercise.id, what=what))
+    return _result(exercise, STATUS_NOT_GRADED, started, [], NOT_GRADED.format(id=exercise.id, what=what))
 
 
 def _budgeted(limits: SandboxLimits, deadline: float | None) -> SandboxLimits:
