@@ -6,9 +6,10 @@ A test helper, never part of the grader. It needs root on a host where namespace
 machine), and then, in order:
 
 1. a private mount namespace standing for the container's own filesystem: ``/root`` becomes a
-   folder searchable by all that holds only ``.pyenv`` (as ``/usr`` holds Python in an image), and
+   folder searchable by all that holds only ``.pyenv`` (as ``/usr`` holds Python in an image),
    ``/work`` holds only this repository (the editable install's source in ``/work/main`` and the
-   other checkouts are not part of the container);
+   other checkouts are not part of the container), the machine's shared storage is left out and
+   ``/tmp`` is the container's own (empty);
 2. Docker's default capabilities: the bounding set is cut to them (no ``CAP_SYS_ADMIN``), so the
    command's root has exactly those after ``exec``;
 3. a seccomp filter modelled on moby's default profile (``profiles/seccomp/default.json``) for what
@@ -39,6 +40,9 @@ LANDLOCK_CALLS = ("landlock_create_ruleset", "landlock_add_rule", "landlock_rest
 #: moby's default capability set (CAP_* numbers): CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID,
 #: SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP
 DOCKER_CAPS = (0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31)
+
+#: this development machine's shared storage: not part of a container image
+MACHINE_ONLY = ("/farm", "/old_root", "/mnt")
 
 _MS_RDONLY, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 4096, 16384, 1 << 18
 
@@ -79,6 +83,10 @@ def container_filesystem() -> None:
         _cover(libc, "/root", "/root/.pyenv")
     if str(REPO).startswith("/work/"):
         _cover(libc, "/work", str(REPO))
+    for other in MACHINE_ONLY:
+        if os.path.isdir(other):
+            _mount(libc, "tmpfs", other, "tmpfs", 0, "mode=0755")
+    _mount(libc, "tmpfs", "/tmp", "tmpfs", 0, "mode=1777")  # the container's own /tmp
 
 
 def docker_capabilities() -> None:

