@@ -63,30 +63,33 @@ def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int
     _check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
 
 
-def _cover(libc, path: str, keep: str) -> None:
-    """Cover ``path`` with an empty tmpfs (mode 0755) in which only ``keep`` (a folder below it) is shown."""
-    fd = os.open(keep, os.O_PATH | os.O_DIRECTORY)
+def _cover(libc, path: str, keep: str | None, mode: str = "0755") -> None:
+    """Cover ``path`` with an empty tmpfs in which only ``keep`` (a folder below it, if given) is shown."""
+    fd = os.open(keep, os.O_PATH | os.O_DIRECTORY) if keep else None
     try:
-        _mount(libc, "tmpfs", path, "tmpfs", 0, "mode=0755")
-        os.makedirs(keep)
-        _mount(libc, f"/proc/self/fd/{fd}", keep, None, _MS_BIND | _MS_REC)
+        _mount(libc, "tmpfs", path, "tmpfs", 0, f"mode={mode}")
+        if fd is not None:
+            os.makedirs(keep)
+            _mount(libc, f"/proc/self/fd/{fd}", keep, None, _MS_BIND | _MS_REC)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def container_filesystem() -> None:
-    """A private mount namespace in which ``/root`` and ``/work`` look like a container image's."""
+    """A private mount namespace in which ``/root``, ``/work`` and ``/tmp`` look like a container's."""
     libc = _libc()
     _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
+    repo = str(REPO)
     if os.path.isdir("/root/.pyenv"):
         _cover(libc, "/root", "/root/.pyenv")
-    if str(REPO).startswith("/work/"):
-        _cover(libc, "/work", str(REPO))
+    for top, mode in (("/work", "0755"), ("/tmp", "1777")):  # the container's own /tmp, empty
+        if os.path.isdir(top):
+            _cover(libc, top, repo if repo.startswith(top + "/") else None, mode)
     for other in MACHINE_ONLY:
         if os.path.isdir(other):
-            _mount(libc, "tmpfs", other, "tmpfs", 0, "mode=0755")
-    _mount(libc, "tmpfs", "/tmp", "tmpfs", 0, "mode=1777")  # the container's own /tmp
+            _cover(libc, other, None)
 
 
 def docker_capabilities() -> None:
