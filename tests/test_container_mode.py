@@ -227,7 +227,7 @@ for _path in ["/tmp/ag/source/solutions/" + _MODULE, *_glob.glob("/root/.pyenv/v
 for _path in ["/tmp/ag/source/grader/suites/conv2d.py", "/tmp/ag/source/course.yml", "/tmp/ag/results/results.json",
               "/tmp/ag/submission/strides.py", *_glob.glob("/root/.cache/convnets-grader/cases/*/*")]:
     _read(_path)
-for _dir in ("/tmp/ag", "/tmp/ag/source", "/tmp/ag/results", "/root/.cache/convnets-grader"):
+for _dir in ("/tmp/ag", "/tmp/ag/source", "/tmp/ag/results", "/root/.cache/convnets-grader/cases"):
     try:
         _leaks.append(f"{_dir}: {sorted(_os.listdir(_dir))}")
     except OSError:
@@ -282,3 +282,20 @@ def test_a_hostile_submission_in_gradescope_reads_nothing_and_earns_nothing(sim,
     assert results["score"] == 0 and results["tests"], results_text[:2000]
     assert all(t["score"] == 0 for t in results["tests"])
     assert "not implemented" in results_text.lower()  # the stubs ran, confined, and their secrets hunt found nothing
+
+
+ATTACK_FILES = ("test_sandbox_attacks.py", "test_sandbox_forkserver.py", "test_sandbox_view.py", "test_sandbox_worker.py")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("container", CONTAINER)
+@pytest.mark.parametrize("tests", ATTACK_FILES)
+def test_the_sandbox_attack_tests_pass_in_the_uid_mode_of_a_container(sim, container, tests):
+    """Their ``mode`` parametrisation holds ``uid`` wherever it is available: in the container, it is."""
+    p = in_container(CONTAINER[container], sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "uid",
+                     "-rs", f"tests/{tests}", timeout=1800)
+    tail = p.stdout[-3000:]
+    assert p.returncode == 0, tail + p.stderr[-2000:]
+    summary = p.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary, tail
+    assert "no sandbox available" not in p.stdout, tail

@@ -41,6 +41,7 @@ import shutil
 import signal
 import stat
 import struct
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -107,7 +108,6 @@ def problem(view: PythonView | None = None) -> str | None:
     except UidModeError as e:
         return str(e)
     if view is None:
-        import sys
         import sysconfig
 
         needed = [sys.executable, sysconfig.get_paths()["stdlib"]]
@@ -267,19 +267,15 @@ def secret_paths() -> list[str]:
 
     for d in {*site.getsitepackages(), site.getusersitepackages()}:
         found += [Path(d) / "grader", Path(d) / "solutions"]  # `pip install` copies (the reference is a package)
-    try:
-        from ..suites.case_lists import CASE_CACHE_ENV
-    except ImportError:  # a Worker used without the grading suites (no hypothesis): no case lists either
-        CASE_CACHE_ENV = ""
-    setting = os.environ.get(CASE_CACHE_ENV, "") if CASE_CACHE_ENV else "off"
-    if setting.lower() != "off":
-        cases = Path(setting) if setting else \
-            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convnets-grader"
-        try:  # made now, the uid's access removed below, before a search keeps its first list there
-            cases.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # the case lists of the suites this process grades with (the sandbox never imports the suites itself)
+    case_lists = sys.modules.get("grader.suites.case_lists")
+    cases = case_lists.case_cache_dir() if case_lists is not None else None
+    if cases is not None:
+        try:  # made now and locked below, before a search keeps its first list there
+            cases.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError:
             pass
-        found.append(cases)
+        found.append(cases.parent)
     if os.environ.get("MNIST_DIR"):
         found.append(Path(os.environ["MNIST_DIR"]))
     try:
