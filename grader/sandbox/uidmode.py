@@ -8,7 +8,8 @@ dedicated unprivileged uid. What this module provides:
   default 64000-64255: inside the 65,536 ids a user-namespaced container maps; no ``/etc/passwd``
   entry needed). Leases are ``flock``\\ s in a root-only folder, so concurrent grader processes never share
   a uid: one student's worker can neither signal, read nor write another's (a class run grades several at
-  once). Taking a lease first removes whatever an earlier holder left (:func:`sweep`): its processes, its
+  once). The search starts at a random uid of the range: containers on one host share its uids (and the
+  per-uid process limit), so they should not all take the first. Taking a lease first removes whatever an earlier holder left (:func:`sweep`): its processes, its
   files in ``/tmp``, ``/var/tmp`` and ``/dev/shm``.
 * :func:`lock_secrets` -- what the uid must not read is made unreadable to it. A root-installed tree is
   usually world-readable (0644 files, 0755 folders), so the grader removes the *other* permission bits
@@ -37,6 +38,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import random
 import shutil
 import signal
 import stat
@@ -186,7 +188,9 @@ def _clear(uid: int, fd: int) -> None:
 def lease() -> Lease:
     """A uid no other sandbox of this machine holds, cleared of anything a previous holder left."""
     d = _lease_dir()
-    for uid in uid_range():
+    uids = uid_range()
+    start = random.randrange(len(uids))  # containers on one host share its uids (and RLIMIT_NPROC): spread them
+    for uid in (*uids[start:], *uids[:start]):
         fd = os.open(d / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
