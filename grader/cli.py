@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coursekit.course import CourseConfigError, load_course, split_ids
+from .resources import available_cpus
 
 if TYPE_CHECKING:
     from coursekit.course import Course, Exercise
@@ -42,12 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", type=Path, help="write the JSON report here")
     g.add_argument("--feedback", type=Path, help="write feedback here (.md or .html)")
     g.add_argument("--allow-unsandboxed", action="store_true", help="run student code without isolation when none is available")
-    g.add_argument("--parallel", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
-                   help="exercises graded at once (default: the CPUs, at most 4); a training exercise runs alone")
+    g.add_argument("--parallel", type=int, default=min(4, available_cpus()), metavar="N",
+                   help="exercises graded at once (default: the CPUs of this container's quota, at most 4); a training "
+                        "exercise runs alone")
 
     ga = sub.add_parser("grade-all", help="grade a class: one folder or .zip per student (or nbgrader's submitted/)")
     ga.add_argument("submissions", type=Path, help="folder of student folders / zips, or an nbgrader course folder")
-    ga.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="local grading processes")
+    ga.add_argument("--workers", type=int, default=available_cpus(), help="local grading processes (default: the CPUs of the quota)")
     ga.add_argument("--scheduler", help="dask.distributed scheduler address (grade on that cluster instead)")
     ga.add_argument("--out", type=Path, default=Path("grades"), help="gradebook, grades.csv, gradescope/, feedback/")
     ga.add_argument("--force", action="store_true", help="regrade everything, ignoring recorded results")
@@ -80,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     gs = sub.add_parser("gradescope", help="Gradescope autograder bundle").add_subparsers(dest="gradescope_command", required=True)
     gsb = gs.add_parser("build", help="write the autograder zip (setup.sh, run_autograder, grader, suites, reference)")
     gsb.add_argument("zip", type=Path, help="the zip to write, e.g. autograder.zip")
+    gsb.add_argument("--no-case-lists", action="store_true",
+                     help="do not grade the reference to ship the kept case lists (each run then generates its cases)")
     return p
 
 
@@ -165,7 +169,7 @@ def _grade(args: argparse.Namespace, course) -> int:
     try:
         with spinner:
             report = grade_submission(args.submission, course, split_ids(args.only), split_ids(args.skip), args.allow_unsandboxed,
-                                      on_exercise=finished, parallel=max(1, args.parallel))
+                                      on_exercise=finished, parallel=max(1, args.parallel), threads=available_cpus())
     except SubmissionError as exc:
         print(f"grader: cannot grade {args.submission}: {exc}", file=sys.stderr)
         return 2

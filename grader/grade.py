@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -29,6 +30,9 @@ from .suites.context import Context
 #: Worker statuses that end an exercise, and the exercise status they give.
 _STOPPED_STATUS = {"timeout": "timeout", "forbidden": "forbidden", "not_implemented": "not_implemented"}
 
+
+#: An exercise is not started with less than this left of the time budget.
+MIN_START_S = 5.0
 
 _AST_LOCK = threading.RLock()
 
@@ -88,17 +92,39 @@ def _result(exercise: Exercise, status: str, started: float, tests: list[TestRes
                           duration_s=time.monotonic() - started, tests=tests, bonus=exercise.bonus, message=message)
 
 
+NOT_GRADED = ("not graded: the time budget of this grading ran out before {id} could {what}; this is not "
+              "your code's fault (staff can give the autograder more time)")
+"""The message of an exercise the time budget left out (status ``error``, no points)."""
+
+
+def not_graded(exercise: Exercise, started: float, what: str = "run") -> ExerciseResult:
+    """An exercise the time budget left no time for: no points, and a message that does not blame the student."""
+    return _result(exercise, "error", started, [], NOT_GRADED.format(id=exercise.id, what=what))
+
+
+def _budgeted(limits: SandboxLimits, deadline: float | None) -> SandboxLimits:
+    """``limits`` with the worker's time limit cut to what is left of the budget (``deadline``, monotonic)."""
+    if deadline is None:
+        return limits
+    left = max(1.0, deadline - time.monotonic())
+    return replace(limits, time_limit_s=left) if left < limits.time_limit_s else limits
+
+
 def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsandboxed: bool = False,
-                   threads: int | None = None, sandboxes: Sandboxes | None = None) -> tuple[ExerciseResult, str]:
+                   threads: int | None = None, sandboxes: Sandboxes | None = None,
+                   deadline: float | None = None) -> tuple[ExerciseResult, str]:
     """Run one exercise's hidden suite against the workspace; returns (result, isolation used).
 
     The worker is forked from the submission's sandbox for its view (``sandboxes``), else it gets a
-    private sandbox."""
+    private sandbox. ``deadline`` (``time.monotonic()`` time) is the time budget: the worker's time limit
+    is cut to it, and an exercise stopped by the budget rather than its own limit is reported as not graded."""
     started = time.monotonic()
     suite = suite_for(exercise.id)
     points_of = suite.max_points(exercise)
     if exercise.module not in ws.modules:
         why = ws.problems.get(exercise.module, f"{exercise.module}.py was not found in the submission")
+        if exercise.module not in ws.problems and ws.found_note:
+            why += f" ({ws.found_note})"
         status = "error" if exercise.module in ws.problems else "missing"
         return _result(exercise, status, started, [], why), ""
     needed = {exercise.module} | _imports_of(ws.modules[exercise.module])
@@ -111,7 +137,8 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
     status: str | None = None
     message = ""
     not_implemented = 0
-    limits = _limits(course, exercise, allow_unsandboxed, threads)
+    full_limits = _limits(course, exercise, allow_unsandboxed, threads)
+    limits = _budgeted(full_limits, deadline)
     with _started_worker(ws, limits, sandboxes) as worker:
         isolation = worker.isolation
         ctx = Context(worker, exercise, course)
@@ -148,6 +175,8 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
                                     metrics=dict(ctx.metrics)))
         if worker_flagged_forbidden(worker):
             status, message = "forbidden", worker_forbidden_message(worker)
+    if status == "timeout" and limits.time_limit_s < full_limits.time_limit_s:  # the budget stopped it, not its limit
+        return not_graded(exercise, started, "finish"), isolation
     if status is None:
         if not_implemented == len(suite.checks):
             status, message = "not_implemented", f"{exercise.id} is not implemented yet"
@@ -231,13 +260,14 @@ def _imports_of(path: Path) -> set[str]:
 
 def grade_submission(submission: Path, course: Course, only: Iterable[str] | None = None, skip: Iterable[str] | None = None,
                      allow_unsandboxed: bool = False, on_exercise: Callable[[ExerciseResult], None] | None = None,
-                     threads: int | None = None, parallel: int = 1) -> GradeReport:
+                     threads: int | None = None, parallel: int = 1, deadline: float | None = None) -> GradeReport:
     """Grade a folder or zip; ``on_exercise`` is called as each exercise finishes (progress).
 
     One sandbox per view serves the whole submission, forking a fresh worker per exercise. Up to
     ``parallel`` exercises run at once; those marked ``runs_alone`` in course.yml (training) run
     after the others, one at a time. ``threads`` caps OMP/OpenBLAS/MKL threads in each sandbox
-    (None: the sandbox's default).
+    (None: the sandbox's default). ``deadline`` (``time.monotonic()`` time): the time budget; an exercise
+    that cannot start before it, or is stopped by it, is reported as not graded (status ``error``, no points).
     """
     started = time.monotonic()
     exercises = select(course, only, skip)
@@ -246,7 +276,10 @@ def grade_submission(submission: Path, course: Course, only: Iterable[str] | Non
     lock = threading.Lock()
 
     def run(ex: Exercise) -> None:
-        result, isolation = grade_exercise(ws, course, ex, allow_unsandboxed, threads, sandboxes)
+        if deadline is not None and time.monotonic() >= deadline - MIN_START_S:
+            result, isolation = not_graded(ex, time.monotonic()), ""
+        else:
+            result, isolation = grade_exercise(ws, course, ex, allow_unsandboxed, threads, sandboxes, deadline)
         with lock:
             if isolation:
                 isolations.add(isolation)
@@ -267,9 +300,15 @@ def grade_submission(submission: Path, course: Course, only: Iterable[str] | Non
         else:
             for ex in together:
                 run(ex)
-        for ex in exercises:
-            if ex.runs_alone:
-                run(ex)
+        alone = [ex for ex in exercises if ex.runs_alone]
+        if alone:  # the other views' fork servers are done: their memory goes before training starts
+            needed = {id(sandboxes.get(_limits(course, ex, allow_unsandboxed, threads))) for ex in alone}
+            for ex in together:
+                sandbox = sandboxes.get(_limits(course, ex, allow_unsandboxed, threads))
+                if sandbox is not None and id(sandbox) not in needed:
+                    sandbox.close()
+        for ex in alone:
+            run(ex)
         content_hash = ws.content_hash
     ordered = [results[ex.id] for ex in exercises]
     score, max_score = total(ordered)

@@ -24,9 +24,13 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 from . import wire
 
+#: numpy deprecations raised as errors in the worker: a copy of coursekit.pins.NUMPY_ERRORS, which the
+#: sandbox cannot import (tests/test_pins.py checks that the two agree).
+NUMPY_ERRORS = ("Conversion of an array with ndim > 0 to a scalar",)
 _ERRORS_MAX = {"message": 2000, "traceback": 4000, "text": 300}
 
 
@@ -131,6 +135,8 @@ class RequestLoop:
             __import__(name)
         if "torch" in cfg.get("preload", []):
             __import__(f"{__package__}.torch_ops")
+        for message in NUMPY_ERRORS:  # numpy 2.4's errors under the pinned numpy 2.2.6 (which only warns)
+            warnings.filterwarnings("error", message=message, category=DeprecationWarning)
         marks["preloaded"] = time.perf_counter()
         from .guard import Guard
 
