@@ -280,7 +280,7 @@ def test_a_hostile_submission_in_gradescope_reads_nothing_and_earns_nothing(sim,
     assert "PWNED" not in listing.split() and "PWNED" not in results_text
     assert "LEAKED" not in results_text, results_text[:3000]
     assert results["score"] == 0 and results["tests"], results_text[:2000]
-    assert all(t["score"] == 0 for t in results["tests"])
+    assert all(t.get("score", 0) == 0 for t in results["tests"])  # hidden checks carry no points of their own
     assert "not implemented" in results_text.lower()  # the stubs ran, confined, and their secrets hunt found nothing
 
 
