@@ -6,8 +6,9 @@ grader only captures, never parses. Start-up, before any student file is read:
 
 1. read the ``init`` frame (limits, paths, forbidden lists) - no numpy yet, so no threads yet;
 2. die with the parent, close stray fds, set rlimits (address space, CPU, processes, file size,
-   open files, no core), drop every capability if running as root (Landlock mode), apply Landlock
-   (fallback mode) and the seccomp filter (all threads);
+   open files, no core), drop every capability if running as root (Landlock mode) -- or, in the uid
+   mode, refuse to go on as root --, apply Landlock (Landlock mode; uid mode where the kernel has it)
+   and the seccomp filter (all threads);
 3. set ``sys.path`` to the allowed packages and the student's directory; import numpy (and torch
    for torch exercises); install the :class:`guard.Guard`;
 4. answer ``ready`` with what was actually applied.
@@ -106,6 +107,8 @@ class RequestLoop:
             os._exit(70)
         _close_other_fds({0, 1, 2, self.req_fd, self.res_fd})
         _set_rlimits(cfg.get("rlimits", {}))
+        if cfg.get("mode") == "uid" and 0 in (os.getuid(), os.geteuid(), os.getgid(), os.getegid()):
+            raise PermissionError("the uid mode's worker must not run as root")
         if os.geteuid() == 0:
             self.applied["caps_dropped"] = _drop_capabilities()
         self.applied["rlimits"] = bool(cfg.get("rlimits"))
