@@ -66,7 +66,8 @@ def run_torch(recipe: str, seed: int, data_dir: str | None, threads: int | None,
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from grader.suites.mnist_accuracy import free_cores
+    from grader.sandbox_runtime.torch_ops import initial_parameters
+    from grader.suites.mnist_accuracy import free_cores, init_correlations
     from solutions import convnet
 
     x_train, y_train, x_test, y_test = _load(data_dir)
@@ -75,10 +76,19 @@ def run_torch(recipe: str, seed: int, data_dir: str | None, threads: int | None,
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     model = convnet.build_convnet()
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    initial = initial_parameters(shapes, seed)  # as the grader initialises a student's model (torch_ops)
+    with torch.no_grad():
+        for p, v in zip(model.parameters(), initial):
+            p.copy_(torch.from_numpy(v))
     plan = replace(convnet.RECIPES[recipe], **parse_variant(variant))
     history = convnet.train(model, x, y, seed=seed, recipe=plan)
+    trained = [p.detach().numpy().copy() for p in model.parameters()]
+    own = init_correlations(initial, trained)
+    other = init_correlations(initial_parameters(shapes, seed + 1_000_003), trained)  # an init it never saw
     return {"seconds": history["seconds"], "accuracy": convnet.evaluate(model, x_test, y_test),
-            "epochs": plan.epochs, "batch_size": plan.batch_size, "threads": threads}
+            "epochs": plan.epochs, "batch_size": plan.batch_size, "threads": threads,
+            "init_corr": [round(r, 4) for r in own], "other_init_corr": [round(r, 4) for r in other]}
 
 
 def run_keras(seed: int, data_dir: str | None) -> dict[str, Any]:

@@ -315,6 +315,9 @@ def train(
     training images, so the defaults are what gets graded; it then copies your trained weights into the course's
     reference convnet and scores that on the test images, fed as :func:`preprocess` makes them (float32 in
     [0, 1]). How many CPU threads torch uses is the grader's choice (``torch.set_num_threads``), not train's.
+    The grader also sets the model's starting weights itself (drawn as torch's default init, from a seed of
+    its own) between :func:`build_convnet` and ``train``, and scores only weights that descend from them: train
+    the model you are given, in place -- do not re-initialise it, build another or load saved weights.
 
     Returns ``{"loss": [...], "accuracy": [...], "seconds": float}``: the mean training loss and accuracy of each
     epoch and the wall-clock time.
