@@ -17,6 +17,12 @@ Timings on a shared machine are noisy: the load average is printed with the resu
     python benchmarks/train_mnist.py --skip-seed --variant epochs=2,batch_size=64 --variant learning_rate=5e-3
                             # candidate recipes (fields of the fast Recipe overridden), interleaved with the others
     python benchmarks/train_mnist.py --recipes --variant batch_size=64 --seeds 0 1 2   # a candidate alone
+    python benchmarks/train_mnist.py --recipes --variant train_fraction=0.1   # a weak model: a tenth of an epoch
+
+Each PyTorch run starts from the grader's initial parameters for its seed (grader/sandbox_runtime/torch_ops.py
+``initial_parameters``, as a student's model starts in the grader) and reports ``init_corr``, the correlation of
+each trained weight tensor with that start, and ``other_init_corr``, with another seed's start: the margin of
+the grader's check that the weights descend from the start (tolerances.MNIST_INIT_CORRELATION).
 """
 from __future__ import annotations
 
@@ -43,6 +49,7 @@ def parse_variant(spec: str) -> dict[str, Any]:
     from solutions.convnet import Recipe
 
     types = {f.name: type(getattr(Recipe("adam", 1e-3, 1, 1), f.name)) for f in fields(Recipe)}
+    types["train_fraction"] = float  # not a Recipe field: train on the first share of the digits (a weak model)
     out: dict[str, Any] = {}
     for item in filter(None, spec.split(",")):
         key, sep, value = item.partition("=")
@@ -81,7 +88,12 @@ def run_torch(recipe: str, seed: int, data_dir: str | None, threads: int | None,
     with torch.no_grad():
         for p, v in zip(model.parameters(), initial):
             p.copy_(torch.from_numpy(v))
-    plan = replace(convnet.RECIPES[recipe], **parse_variant(variant))
+    spec = parse_variant(variant)
+    fraction = float(spec.pop("train_fraction", 1.0))
+    plan = replace(convnet.RECIPES[recipe], **spec)
+    if fraction < 1.0:
+        keep = max(1, round(len(x) * fraction))
+        x, y = x[:keep], y[:keep]
     history = convnet.train(model, x, y, seed=seed, recipe=plan)
     trained = [p.detach().numpy().copy() for p in model.parameters()]
     own = init_correlations(initial, trained)
