@@ -91,7 +91,7 @@ def test_scoring_gives_back_the_models_layout_and_torchs_threads_even_when_it_ra
 #: reference and its honest variants (RMSprop, batch 64, learning rate 1e-3; one pass from the grader's start,
 #: seeds and thread counts as listed there), and models that are genuinely weaker.
 HONEST_MIN_MEASURED = 0.9884
-WEAK_MEASURED = {"dense net of chapter 2 (the book)": 0.9784, "convnet trained on a tenth of the digits": 0.9477}
+WEAK_MEASURED = {"dense net of chapter 2 (the book)": 0.9784, "convnet trained on a tenth of the digits": 0.9605}
 MARGIN = 0.003
 
 
