@@ -326,8 +326,9 @@ def submission_digest(ctx: Context) -> str:
 
     digest = hashlib.sha256()
     root = getattr(ctx.worker, "student_dir", None)
-    package = getattr(ctx.worker, "package", None) or ctx.course.student_package
-    if root is not None:
+    package = getattr(ctx.worker, "package", None)
+    package = package if isinstance(package, str) and package else ctx.course.student_package
+    if isinstance(root, (str, os.PathLike)):
         for module in sorted(ctx.course.modules):
             path = Path(root) / package / f"{module}.py"
             if path.is_file():
