@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("fast", "seed", "keras")
 GOAL_SPEED_UP = 6.0  # issue 11: the default recipe >= 6x faster than the book's Keras recipe, measured in one run
 GOAL_ACCURACY = 0.990  # ... at >= 0.990 test accuracy on every seed
+sys.path.insert(0, str(ROOT))
+from grader.suites.tolerances import MNIST_INIT_CORRELATION  # noqa: E402
 
 
 def parse_variant(spec: str) -> dict[str, Any]:
@@ -182,6 +184,11 @@ def summarise(results: list[dict[str, Any]]) -> list[str]:
         secs, accs = [r["seconds"] for r in rs], [r["accuracy"] for r in rs]
         lines.append(f"{recipe}: {len(rs)} run(s), train s mean {statistics.mean(secs):.1f} "
                      f"(min {min(secs):.1f}, max {max(secs):.1f}); test acc min {min(accs):.4f}, mean {statistics.mean(accs):.4f}")
+        own = [min(r["init_corr"]) for r in rs if r.get("init_corr")]
+        other = [max(abs(c) for c in r["other_init_corr"]) for r in rs if r.get("other_init_corr")]
+        if own and other:
+            lines.append(f"{recipe}: weakest layer's correlation with its own start min {min(own):.3f}; with another "
+                         f"seed's start at most {max(other):.3f} (the grader requires {MNIST_INIT_CORRELATION:g})")
     for label in (label for label in by if label.startswith("fast")):
         fast = [r["seconds"] for r in by[label]]
         for other in ("keras", "seed"):
