@@ -90,9 +90,9 @@ def test_scoring_gives_back_the_models_layout_and_torchs_threads_even_when_it_ra
 #: Test accuracies measured with benchmarks/train_mnist.py (README "Benchmarks", MNIST spread): the lowest of the
 #: reference and its honest variants (RMSprop, batch 64, learning rate 1e-3; one pass from the grader's start,
 #: seeds and thread counts as listed there), and models that are genuinely weaker.
-HONEST_MIN_MEASURED = 0.9884
+HONEST_MIN_MEASURED = 0.9873
 WEAK_MEASURED = {"dense net of chapter 2 (the book)": 0.9784, "convnet trained on a tenth of the digits": 0.9605}
-MARGIN = 0.003
+MARGIN = 0.004
 
 
 def test_the_scale_gives_every_measured_honest_model_full_marks_with_a_margin_and_weak_ones_less():
