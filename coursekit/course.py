@@ -23,6 +23,9 @@ MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+#: The exercise that trains the convnet on MNIST (course.yml's id): its suite trains, the Gradescope
+#: leaderboard and the insights read its accuracy, the kit's README says the notebook checks it.
+MNIST_EXERCISE = "mnist_accuracy"
 
 
 class CourseConfigError(ValueError):
@@ -136,6 +139,21 @@ class Gradescope(_Strict):
     #: Visibility of the one summary test per exercise and of the per-check tests (Gradescope's values).
     summary_visibility: GradescopeVisibility = "visible"
     check_visibility: GradescopeVisibility = "after_published"
+    #: The assignment's settings on Gradescope (its defaults: ½ vCPU, 768 MB, a 10-minute timeout);
+    #: ``grader gradescope build`` says what to change where the grading does not fit them.
+    cpus: float = Field(default=0.5, gt=0)
+    memory_mb: int = Field(default=768, gt=0)
+    timeout_s: float = Field(default=600, gt=0)
+    #: Grading stops starting exercises, and bounds the running ones, this many seconds after the run
+    #: starts: results.json is written before Gradescope's timeout (what did not run: "not graded").
+    time_budget_s: float = Field(default=480, gt=0)
+
+    @model_validator(mode="after")
+    def _budget_fits(self) -> "Gradescope":
+        if self.time_budget_s >= self.timeout_s:
+            raise ValueError(f"gradescope.time_budget_s ({self.time_budget_s:g}) must be below gradescope.timeout_s "
+                             f"({self.timeout_s:g}): results.json is written before the platform's timeout")
+        return self
 
 
 class Course(_Strict):

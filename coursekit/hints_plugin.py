@@ -2,7 +2,8 @@
 
 Each ``pytest --hint`` run shows, per failing (or not yet implemented) exercise, one level more
 than the last run showed, up to the course's cap; the levels reached are kept in pytest's cache
-(``.pytest_cache``), so ``pytest --hint -m conv2d`` three times climbs conv2d's ladder.
+(``.pytest_cache``), so ``pytest --hint -m conv2d`` three times climbs conv2d's ladder; with the cache
+plugin disabled (``-p no:cacheprovider``) each run shows level 1.
 ``--hint-level N`` shows level N instead. Register with ``pytest_plugins = ["coursekit.hints_plugin"]``.
 """
 from __future__ import annotations
@@ -60,7 +61,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not collector.stuck:
         tr.write_line("no failing exercise: no hint needed")
         return
-    reached: dict[str, int] = dict(config.cache.get(CACHE_KEY, {})) if config.cache else {}
+    cache = getattr(config, "cache", None)  # absent with ``-p no:cacheprovider``: every run then starts at level 1
+    reached: dict[str, int] = dict(cache.get(CACHE_KEY, {})) if cache is not None else {}
     wanted_level = config.getoption("--hint-level")
     for exercise in collector.stuck:
         try:
@@ -74,5 +76,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         reached[exercise] = max(reached.get(exercise, 0), found.level)
         tr.write_line(str(found))
         tr.write_line("")
-    if config.cache:
-        config.cache.set(CACHE_KEY, reached)
+    if cache is not None:
+        cache.set(CACHE_KEY, reached)

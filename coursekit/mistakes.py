@@ -309,7 +309,10 @@ def _pool_stride(function: str, choose: Callable[[int, int, int, int], tuple[int
         _need(given is None or (stride is not None) == given)
         kh, kw = _pair(kernel_size)
         sh, sw = _pair(stride if stride is not None else kernel_size)
-        return getattr(ref, function)(x, kernel_size, choose(kh, kw, sh, sw))
+        wrong = getattr(ref, function)(x, kernel_size, choose(kh, kw, sh, sw))
+        if given is None and stride is None:  # the mistake may sit in the code that reads a given stride only
+            return Candidates([wrong, getattr(ref, function)(x, kernel_size, None)])
+        return wrong
 
     return recompute
 
@@ -521,7 +524,11 @@ def diagnose(exercise: str, ref: Any, args: tuple, kwargs: dict, got: Any, expec
             wrong = mistake.recompute(ref, *args, **kwargs)
         except Exception:  # not applicable here, or the mistaken computation cannot run on these arguments
             continue
-        if expected is not None and same(wrong, expected):
+        if expected is not None and isinstance(wrong, Candidates):
+            wrong = Candidates([c for c in wrong if not same(c, expected)])
+            if not wrong:
+                continue
+        elif expected is not None and same(wrong, expected):
             continue
         if same(wrong, got):
             found.append(mistake)
@@ -536,6 +543,150 @@ def explain(found: Iterable[Mistake]) -> str:
     if len(found) == 1:
         return f"Likely mistake: {found[0].message} [{found[0].id}]"
     return "Likely mistake, one of: " + "; ".join(f"{m.message} [{m.id}]" for m in found)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule: a cause explains every case (the grader and the self-checks alike)
+# ---------------------------------------------------------------------------------------------
+#: The answer of a call that raised (no mistake of the catalogue raises, so it explains no such case).
+RAISED = object()
+_UNSET = object()
+
+
+@dataclass
+class Case:
+    """One call of an exercise's function as the checks made it: the arguments and the student's answer."""
+    args: tuple
+    kwargs: dict
+    answer: Any = RAISED
+    #: The student's own helpers this call used: (function, args, kwargs, value or RAISED), see :func:`blame_calls`.
+    helpers: tuple = ()
+    expected: Any = _UNSET  # computed once by :func:`expected_of`
+
+    def expected_of(self, exercise: str, ref: Any) -> Any:
+        """The correct answer (``ref``); raises when the correct function rejects these arguments."""
+        if self.expected is _UNSET:
+            try:
+                self.expected = ("ok", getattr(ref, exercise)(*self.args, **self.kwargs))
+            except Exception as exc:  # noqa: BLE001  the case itself is invalid (an errors check)
+                self.expected = ("invalid", exc)
+        status, value = self.expected
+        if status != "ok":
+            raise NotApplicable
+        return value
+
+
+def _mistaken(mistake: Mistake, ref: Any, case: Case, right: Any) -> Any:
+    """What the mistaken code returns on ``case``: the right answer where the mistake cannot show."""
+    try:
+        return mistake.recompute(ref, *case.args, **case.kwargs)
+    except NotApplicable:
+        return right
+
+
+def explains(mistake: Mistake, ref: Any, cases: Iterable[Case], same: Callable[[Any, Any], bool] = same) -> bool:
+    """True when, on every case run (passed ones included), the recomputed mistaken output equals the
+    student's output, and on at least one it differs from the right one. Cases the correct function
+    rejects (errors checks) say nothing about a mistake and are skipped."""
+    shows = False
+    for case in cases:
+        try:
+            right = case.expected_of(mistake.exercise, ref)
+        except NotApplicable:
+            continue
+        if case.answer is RAISED:
+            return False
+        try:
+            wrong = _mistaken(mistake, ref, case, right)
+        except Exception:  # noqa: BLE001  the mistaken computation cannot run here: it explains nothing
+            return False
+        if not same(wrong, case.answer):
+            return False
+        shows = shows or not same(case.answer, right)
+    return shows
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What may be said of one failing case, given every case the exercise ran."""
+    causes: tuple = ()          # Mistakes that explain every case
+    partial: tuple = ()         # Mistakes that reproduce this case only
+    described: tuple = ()       # describe.Findings true of every failing case
+    this_case: tuple = ()       # describe.Findings true of this case only
+    failing: int = 1            # how many cases failed
+
+    @property
+    def ids(self) -> list[str]:
+        """Machine-readable ids of what is stated as a cause (confirmed mistakes)."""
+        return [m.id for m in self.causes]
+
+    def lines(self) -> list[str]:
+        """The message lines, a cause first, facts about this case after; never a guess."""
+        out = []
+        if self.causes:
+            out.append(explain(self.causes).replace("Likely mistake", "Diagnosis (it explains every case checked)", 1))
+        elif self.described:
+            every = "every failing case" if self.failing > 1 else "the failing case"
+            out.append(f"How your answer differs, on {every}: {self.described[0].text}.")
+        if not self.causes:
+            for m in self.partial[:1]:
+                out.append(f"On this case your answer equals what the classic mistake '{_short(m)}' gives [{m.id}], "
+                           "but that mistake does not explain every case checked, so it is not the whole story.")
+            shown = {f.id for f in self.described[:1]}
+            facts = [f.text for f in self.this_case if f.id not in shown][:2]
+            if facts:
+                out.append("On this case: " + "; ".join(facts) + ".")
+        return out
+
+
+def _short(mistake: Mistake) -> str:
+    return mistake.id.split(".", 1)[1].replace("_", " ")
+
+
+def settle(exercise: str, ref: Any, cases: list[Case], shown: Case, same: Callable[[Any, Any], bool] = same,
+           hints_for: Callable[[Case], dict] | None = None, complete: bool = True) -> Verdict:
+    """The verdict on the failing case ``shown``: causes that explain *every* case in ``cases``, else
+    precise descriptions (:mod:`coursekit.describe`) true of every failing case, else facts about ``shown``.
+
+    ``complete`` is False when ``cases`` are not all the cases run (a cause is then never claimed).
+    """
+    from . import describe as describers
+
+    try:
+        expected = shown.expected_of(exercise, ref)
+    except NotApplicable:
+        return Verdict()
+    candidates = [] if shown.answer is RAISED else diagnose(exercise, ref, shown.args, shown.kwargs, shown.answer,
+                                                            expected, same=same)
+    runs = cases if any(c is shown for c in cases) else [*cases, shown]
+    causes = tuple(m for m in candidates if complete and explains(m, ref, runs, same))
+    partial = tuple(m for m in candidates if m not in causes)
+    failing = []
+    for case in runs:
+        try:
+            right = case.expected_of(exercise, ref)
+        except NotApplicable:
+            continue
+        if case.answer is RAISED or not same(case.answer, right):
+            failing.append((case, right))
+
+    def findings(case: Case, right: Any) -> list:
+        if case.answer is RAISED:
+            return []
+        hints = hints_for(case) if hints_for else {}
+        return describers.differences(case.answer, right, hints, unjudged=True)
+
+    here = [f for f in ([] if shown.answer is RAISED else findings(shown, expected)) if f.judged]
+    described: tuple = ()
+    if complete and here and not causes:
+        seen = {f.id: [f] for f in here}
+        for case, right in failing:
+            if case is shown or not seen:
+                continue
+            there = {f.id: f for f in findings(case, right)}  # a case too small to tell neither shows nor contradicts
+            seen = {i: [*fs, *([there[i]] if there[i].judged else [])] for i, fs in seen.items() if i in there}
+        described = tuple(describers.Finding(f.id, f.across(seen[f.id][1:])) for f in here if f.id in seen)
+    return Verdict(causes=causes, partial=partial, described=described, this_case=tuple(here), failing=max(len(failing), 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,26 +750,54 @@ def torch_reference() -> SimpleNamespace:
     return ns
 
 
+#: The cases each exercise's self-checks ran in this pytest session, passed ones included (the same rule
+#: as the grader's: a cause must explain every one of them).
+SELF_CHECK_CASES: dict[str, list[Case]] = {}
+_TORCH_REFERENCE: list[Any] = []
+
+
+def _self_check_reference() -> Any:
+    if not _TORCH_REFERENCE:
+        _TORCH_REFERENCE.append(torch_reference())
+    return _TORCH_REFERENCE[0]
+
+
 def self_check_hint(exercise: str, args: tuple, kwargs: dict, got: Any) -> str:
-    """For the public self-checks: ' Likely mistake: ...' when one is confirmed, else ''."""
+    """For the public self-checks: records this case, and returns ' <diagnosis>' when the answer is wrong.
+
+    Call it for right answers too (it then returns ''): a diagnosis must explain every case the self-checks
+    ran on the exercise so far, as in the grader (:func:`settle`), or it is only a fact about this case.
+    """
+    case = Case(tuple(args), dict(kwargs), got)
+    cases = SELF_CHECK_CASES.setdefault(exercise, [])
+    cases.append(case)
     try:
-        ref = torch_reference()
-        found = diagnose(exercise, ref, tuple(args), dict(kwargs), got)
-    except Exception:  # no torch, or arguments the correct version rejects: no diagnosis
+        ref = _self_check_reference()
+        right = case.expected_of(exercise, ref)
+        if same(got, right) and not _dtype_differs(got, right):
+            return ""
+        verdict = settle(exercise, ref, cases, case)
+    except Exception:  # noqa: BLE001  no torch, or arguments the correct version rejects: no diagnosis
         return ""
-    text = explain(found)
+    text = " ".join(verdict.lines())
     return f" {text}" if text else ""
+
+
+def _dtype_differs(got: Any, right: Any) -> bool:
+    return isinstance(got, np.ndarray) and isinstance(right, np.ndarray) and got.dtype != right.dtype
 
 
 def assert_close(exercise: str, got: Any, expected: Any, args: tuple, kwargs: dict | None = None, why: str = "",
                  atol: float = 1e-9, result: Any = None) -> None:
-    """``np.testing.assert_allclose`` for the self-checks; a failure message leads with the confirmed
-    mistake, if any (computed only when the comparison fails). ``result`` is the function's whole
-    result when ``got`` is one item of it (e.g. ``db`` of ``(dx, dw, db)``)."""
+    """``np.testing.assert_allclose`` for the self-checks; a failure message leads with what :func:`settle`
+    may say (a cause that explains every case run so far, else how the answer differs). ``result`` is the
+    function's whole result when ``got`` is one item of it (e.g. ``db`` of ``(dx, dw, db)``). Every call,
+    passing or not, is recorded for the rule."""
+    shown = got if result is None else result
+    shown = np.asarray(shown) if isinstance(shown, list) else shown
     try:
         np.testing.assert_allclose(got, expected, rtol=1e-7, atol=atol)
     except (AssertionError, ValueError, TypeError) as exc:
-        shown = got if result is None else result
-        shown = np.asarray(shown) if isinstance(shown, list) else shown
         hint = self_check_hint(exercise, tuple(args), dict(kwargs or {}), shown)
         raise AssertionError(f"{why}{hint}\n{exc}") from None
+    SELF_CHECK_CASES.setdefault(exercise, []).append(Case(tuple(args), dict(kwargs or {}), shown))

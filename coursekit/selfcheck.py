@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import traceback
 from importlib import metadata
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 
 from coursekit.course import load_course
 from coursekit.numpy2_hints import numpy2_hint
+from coursekit.pins import GRADED_WITH, exact_pins, numpy_warning_filters, torch_install
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for line in numpy_warning_filters():  # numpy 2.4's errors under the pinned numpy, as the grader raises them
+        config.addinivalue_line("filterwarnings", line)
     for ex in load_course().exercises:
         kind = "bonus exercise" if ex.bonus else "exercise"
         config.addinivalue_line("markers", f"{ex.id}: {kind} {ex.id} ({ex.module}.py: {', '.join(ex.functions)})")
@@ -52,7 +54,7 @@ def impl_package(request: pytest.FixtureRequest) -> str:
 
 
 #: Packages whose versions the grader fixes; the header compares yours with its pins.
-PINNED = ("numpy", "torch")
+PINNED = GRADED_WITH
 #: config.stash key: module name -> the one-line reason it does not import.
 _BROKEN = pytest.StashKey[dict[str, str]]()
 
@@ -61,10 +63,10 @@ def grader_versions(pyproject: Path | None = None) -> dict[str, str]:
     """The ``==`` pins of numpy and torch in pyproject.toml beside course.yml (empty when absent)."""
     path = pyproject or load_course().root / "pyproject.toml"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        pins = exact_pins(path)
+    except (OSError, ValueError):  # no pyproject.toml, or not one pip could read either
         return {}
-    return dict(re.findall(r'"(' + "|".join(PINNED) + r')==([^";\s]+)"', text))
+    return {name: pins[name] for name in PINNED if name in pins}
 
 
 def installed_version(package: str) -> str | None:
@@ -81,9 +83,10 @@ def version_line(pins: dict[str, str], installed: dict[str, str | None]) -> str:
     differ = [f"{name} {want}" for name, want in pins.items() if installed.get(name) != want]
     if not differ:
         return f"versions: {used} (as the grader)"
-    fix = " ".join(f"{name}=={want}" for name, want in pins.items())
+    fix = " && ".join(f"pip install {torch_install(pins) if name == 'torch' else f'{name}=={want}'}"
+                      for name, want in pins.items() if installed.get(name) != want)  # torch: its CPU build
     return (f"WARNING: the grader runs {', '.join(differ)}; you have {used}: results may differ from your "
-            f"grade (pip install {fix})")
+            f"grade ({fix})")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

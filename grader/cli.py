@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coursekit.course import CourseConfigError, load_course, split_ids
+from .resources import available_cpus
 
 if TYPE_CHECKING:
     from coursekit.course import Course, Exercise
@@ -42,15 +43,19 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", type=Path, help="write the JSON report here")
     g.add_argument("--feedback", type=Path, help="write feedback here (.md or .html)")
     g.add_argument("--allow-unsandboxed", action="store_true", help="run student code without isolation when none is available")
-    g.add_argument("--parallel", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
-                   help="exercises graded at once (default: the CPUs, at most 4); a training exercise runs alone")
+    g.add_argument("--parallel", type=int, default=min(4, available_cpus()), metavar="N",
+                   help="exercises graded at once (default: the CPUs of this container's quota, at most 4); a training "
+                        "exercise runs alone")
 
     ga = sub.add_parser("grade-all", help="grade a class: one folder or .zip per student (or nbgrader's submitted/)")
     ga.add_argument("submissions", type=Path, help="folder of student folders / zips, or an nbgrader course folder")
-    ga.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="local grading processes")
+    ga.add_argument("--workers", type=int, default=available_cpus(), help="local grading processes (default: the CPUs of the quota)")
     ga.add_argument("--scheduler", help="dask.distributed scheduler address (grade on that cluster instead)")
     ga.add_argument("--out", type=Path, default=Path("grades"), help="gradebook, grades.csv, gradescope/, feedback/")
     ga.add_argument("--force", action="store_true", help="regrade everything, ignoring recorded results")
+    ga.add_argument("--regrade", metavar="ID[,ID]", help="regrade these students, ignoring their recorded and cached results")
+    ga.add_argument("--restore-gradebook", action="store_true",
+                    help="a damaged gradebook: set it aside, put back the newest backup (grades/backups/), regrade the rest")
     ga.add_argument("--only", help="comma-separated exercise ids to grade")
     ga.add_argument("--skip", help="comma-separated exercise ids to leave out")
     ga.add_argument("--assignment", help="nbgrader layout: grade <student>/<ASSIGNMENT> in each student folder")
@@ -80,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     gs = sub.add_parser("gradescope", help="Gradescope autograder bundle").add_subparsers(dest="gradescope_command", required=True)
     gsb = gs.add_parser("build", help="write the autograder zip (setup.sh, run_autograder, grader, suites, reference)")
     gsb.add_argument("zip", type=Path, help="the zip to write, e.g. autograder.zip")
+    gsb.add_argument("--no-case-lists", action="store_true",
+                     help="do not grade the reference to ship the kept case lists (each run then generates its cases)")
     return p
 
 
@@ -165,7 +172,7 @@ def _grade(args: argparse.Namespace, course) -> int:
     try:
         with spinner:
             report = grade_submission(args.submission, course, split_ids(args.only), split_ids(args.skip), args.allow_unsandboxed,
-                                      on_exercise=finished, parallel=max(1, args.parallel))
+                                      on_exercise=finished, parallel=max(1, args.parallel), threads=available_cpus())
     except SubmissionError as exc:
         print(f"grader: cannot grade {args.submission}: {exc}", file=sys.stderr)
         return 2
@@ -191,11 +198,17 @@ def progress_line(result) -> str:
             f" ({result.duration_s:.1f} s)")
 
 
+#: grade-all's exit codes beyond 0 (done), 2 (usage) and 3 (internal error).
+EXIT_GRADEBOOK = 4     # the gradebook is damaged or unusable (one line says how to recover)
+EXIT_DISK_FULL = 5     # the disk is full; nothing recorded was lost
+
+
 def _grade_all(args: argparse.Namespace, course) -> int:
-    """``grader grade-all`` (usage errors 2, internal errors 3, else 0)."""
+    """``grader grade-all``: 0, usage errors 2, internal errors 3, a damaged gradebook 4, a full disk 5."""
     import shlex
 
     from .class_run import ClassRunError, GradeAllOptions, grade_all
+    from .gradebook import DiskFull, GradebookError
 
     if _usage_errors([(args.out, True)]):
         return 2
@@ -211,21 +224,31 @@ def _grade_all(args: argparse.Namespace, course) -> int:
     options = GradeAllOptions(out=args.out, workers=args.workers, scheduler=args.scheduler, force=args.force,
                               only=tuple(split_ids(args.only)), skip=tuple(split_ids(args.skip)),
                               allow_unsandboxed=args.allow_unsandboxed,
-                              assignment=args.assignment, command=shlex.join(sys.argv[1:]) or "grade-all")
+                              assignment=args.assignment, command=shlex.join(sys.argv[1:]) or "grade-all",
+                              regrade=tuple(split_ids(args.regrade)), restore_gradebook=args.restore_gradebook)
     try:
         with _ClassProgress() as progress:
             summary = grade_all(args.submissions, course, options, observer=progress)
+        _print_class_summary(summary, Path(args.out) / "gradebook.sqlite", course, exercises)
     except ClassRunError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return 2
-    _print_class_summary(summary, Path(args.out) / "gradebook.sqlite", course, exercises)
+    except DiskFull as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_DISK_FULL
+    except GradebookError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_GRADEBOOK
+    for student, why in sorted(summary.export_failures.items()):
+        print(f"grader: the grade of {student} is recorded, but their feedback page and results.json could not "
+              f"be written: {why}", file=sys.stderr)
     if summary.internal_errors:
         for student, why in sorted(summary.internal_errors.items()):
             print(f"grader: INTERNAL ERROR for {student}, nothing recorded: {why}", file=sys.stderr)
         print(f"grader: {len(summary.internal_errors)} students not graded; rerun the same command after fixing "
               f"the grader", file=sys.stderr)
         return 3
-    return 0
+    return 3 if summary.export_failures else 0
 
 
 class _ClassProgress:

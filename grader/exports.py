@@ -9,6 +9,7 @@ expected/got pictures of ``grader grade --feedback`` need the arrays, which are 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from coursekit.course import Course
 from . import __version__
 from .feedback import html_page
 from .gradebook import Gradebook, ResultRow
-from .report import ExerciseResult, GradeReport, TestResult, total
+from .report import NOT_GRADED, ExerciseResult, GradeReport, TestResult, total
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def write_csv(path: Path, rows: Iterable[Iterable[Any]]) -> Path:
 
 
 def _score(row: ResultRow | None) -> str:
-    return "" if row is None else f"{round(row.score, 2):g}"
+    """A cell: blank when there is no grade (no row, or the grader could not grade it)."""
+    return "" if row is None or row.status == NOT_GRADED else f"{round(row.score, 2):g}"
 
 
 def grades_table(gb: Gradebook, course: Course, students: list[StudentKeys]) -> list[list[str]]:
@@ -109,7 +111,7 @@ def grades_table(gb: Gradebook, course: Course, students: list[StudentKeys]) -> 
     header = ["student", *(f"{ex.id} (bonus)" if ex.bonus else ex.id for ex in course.exercises), "total"]
     rows = [header, [MAX_ROW, *(f"{ex.points:g}" for ex in course.exercises), f"{course.max_score:g}"]]
     for who in sorted(students, key=lambda s: s.student):
-        current = current_rows(gb, course, who)
+        current = [r for r in current_rows(gb, course, who) if r.status != NOT_GRADED]
         by_id = {r.exercise: r for r in current}
         rows.append([who.student, *(_score(by_id.get(i)) for i in course.ids),
                      f"{round(sum(r.score for r in current), 2):g}" if current else ""])
@@ -129,25 +131,53 @@ def canvas_table(gb: Gradebook, course: Course, students: list[StudentKeys]) -> 
     return rows
 
 
-def write_exports(gb: Gradebook, course: Course, students: list[StudentKeys], out: Path) -> dict[str, Path]:
-    """Write ``grades.csv``, ``canvas.csv``, ``gradescope/<student>/results.json`` and ``feedback/<student>.html``."""
+@dataclass
+class Exports:
+    """What :func:`write_exports` wrote, and the students whose own pages could not be written (and why)."""
+
+    csv: Path
+    canvas: Path
+    gradescope: Path
+    feedback: Path
+    failed: dict[str, str]
+
+    def __getitem__(self, name: str) -> Path:  # exports["csv"], as before
+        return getattr(self, name)
+
+
+def write_exports(gb: Gradebook, course: Course, students: list[StudentKeys], out: Path) -> Exports:
+    """Write ``grades.csv``, ``canvas.csv``, ``gradescope/<student>/results.json`` and ``feedback/<student>.html``.
+
+    The class CSVs come first and are always written. A student whose pages cannot be written loses
+    those pages only: the reason is in :attr:`Exports.failed`, every other student's pages are written.
+    """
     out = Path(out)
     (out / "gradescope").mkdir(parents=True, exist_ok=True)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
-    for who in sorted(students, key=lambda s: s.student):
-        rows = current_rows(gb, course, who)
-        if not rows:
-            continue
-        _write_atomic(out / "gradescope" / who.student / "results.json",
-                      json.dumps(gradescope_results(rows), indent=2) + "\n")
-        _write_atomic(out / "feedback" / f"{who.student}.html", html_page(report_of(rows, who.student)))
     csv_path = write_csv(out / "grades.csv", grades_table(gb, course, students))
     canvas_path = write_csv(out / "canvas.csv", canvas_table(gb, course, students))
-    return {"csv": csv_path, "canvas": canvas_path, "gradescope": out / "gradescope", "feedback": out / "feedback"}
+    failed: dict[str, str] = {}
+    for who in sorted(students, key=lambda s: s.student):
+        try:
+            rows = current_rows(gb, course, who)
+            if not rows:
+                continue
+            _write_atomic(out / "gradescope" / who.student / "results.json",
+                          json.dumps(gradescope_results(rows), indent=2) + "\n")
+            _write_atomic(out / "feedback" / f"{who.student}.html", html_page(report_of(rows, who.student)))
+        except Exception as exc:  # noqa: BLE001  one student's pages, never the class's exports
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # a full disk is everyone's: one line from the caller
+            failed[who.student] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return Exports(csv_path, canvas_path, out / "gradescope", out / "feedback", failed)
 
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -11,24 +11,31 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 from coursekit.course import Course, Exercise
 
 from . import __version__
+from .report import NOT_GRADED as STATUS_NOT_GRADED
 from .report import ExerciseResult, GradeReport, TestResult, total
 from .sandbox.launcher import SandboxLimits, Worker, WorkerError
+from .sandbox.results import maybe_not_the_student
 from .sandbox.sandbox import Sandboxes
 from .submission import Workspace, module_limits, prepare
 from .suites import suite_for
 from .suites.compare import dtype_charged_in
 from .suites.outcomes import Fail, InternalError, NotImplementedYet, WorkerStopped
 from .suites.context import Context
+from .suites.diagnosis import settle
 
 #: Worker statuses that end an exercise, and the exercise status they give.
 _STOPPED_STATUS = {"timeout": "timeout", "forbidden": "forbidden", "not_implemented": "not_implemented"}
 
+
+#: An exercise is not started with less than this left of the time budget.
+MIN_START_S = 5.0
 
 _AST_LOCK = threading.RLock()
 
@@ -88,17 +95,67 @@ def _result(exercise: Exercise, status: str, started: float, tests: list[TestRes
                           duration_s=time.monotonic() - started, tests=tests, bonus=exercise.bonus, message=message)
 
 
+NOT_GRADED = ("not graded: the time budget of this grading ran out before {id} could {what}; this is not "
+              "your code's fault (staff can give the autograder more time)")
+"""The message of an exercise the time budget left out (status ``not_graded``: no points, never cached)."""
+
+
+def not_graded(exercise: Exercise, started: float, what: str = "run") -> ExerciseResult:
+    """An exercise the time budget left no time for: no points, and a message that does not blame the student."""
+    return _result(exercise, STATUS_NOT_GRADED, started, [], NOT_GRADED.format(id=exercise.id, what=what))
+
+
+def _budgeted(limits: SandboxLimits, deadline: float | None) -> SandboxLimits:
+    """``limits`` with the worker's time limit cut to what is left of the budget (``deadline``, monotonic)."""
+    if deadline is None:
+        return limits
+    left = max(1.0, deadline - time.monotonic())
+    return replace(limits, time_limit_s=left) if left < limits.time_limit_s else limits
+
+
 def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsandboxed: bool = False,
-                   threads: int | None = None, sandboxes: Sandboxes | None = None) -> tuple[ExerciseResult, str]:
+                   threads: int | None = None, sandboxes: Sandboxes | None = None,
+                   deadline: float | None = None) -> tuple[ExerciseResult, str]:
     """Run one exercise's hidden suite against the workspace; returns (result, isolation used).
 
     The worker is forked from the submission's sandbox for its view (``sandboxes``), else it gets a
-    private sandbox."""
+    private sandbox. ``deadline`` (``time.monotonic()`` time) is the time budget: the worker's time limit
+    is cut to it, and an exercise stopped by the budget rather than its own limit is reported as not graded.
+    A grader fault is not a grade: when the worker died of something the student's
+    code may not have caused (a signal from outside, a sandbox that vanished), the exercise is graded
+    again in a fresh worker. Should the second worker die the same way at the same check, the death is
+    the code's own; any other second loss makes the exercise ``not_graded`` (no score, graded again by
+    the next run)."""
+    started = time.monotonic()
+    lost: list[tuple[str, str]] = []
+    result, isolation = _grade_exercise_once(ws, course, exercise, allow_unsandboxed, threads, sandboxes, lost, deadline)
+    if not lost:
+        return result, isolation
+    first = lost[0]
+    lost.clear()
+    result, isolation = _grade_exercise_once(ws, course, exercise, allow_unsandboxed, threads, sandboxes, lost, deadline)
+    if not lost:
+        return result, isolation
+    if lost[0] == first and "(exit status unknown)" not in first[1]:  # reproducible: the code kills itself
+        return result, isolation
+    message = (f"not graded: the grader lost the worker twice ({first[0]}: {first[1]}; then {lost[0][0]}: "
+               f"{lost[0][1]}), a fault of the grading machine, not of your code; it will be graded again")
+    return ExerciseResult(id=exercise.id, score=0.0, max_score=exercise.points, status=STATUS_NOT_GRADED,
+                          duration_s=time.monotonic() - started, tests=[], bonus=exercise.bonus, message=message), isolation
+
+
+def _grade_exercise_once(ws: Workspace, course: Course, exercise: Exercise, allow_unsandboxed: bool,
+                         threads: int | None, sandboxes: Sandboxes | None, lost: list[tuple[str, str]],
+                         deadline: float | None) -> tuple[ExerciseResult, str]:
+    """One try of :func:`grade_exercise`; a worker lost to a cause that may not be the student's is
+    added to ``lost`` as (check name, what happened)."""
     started = time.monotonic()
     suite = suite_for(exercise.id)
     points_of = suite.max_points(exercise)
     if exercise.module not in ws.modules:
         why = ws.problems.get(exercise.module, f"{exercise.module}.py was not found in the submission")
+        if exercise.module not in ws.problems and ws.found_note:
+            why += f" ({ws.found_note})"
         status = "error" if exercise.module in ws.problems else "missing"
         return _result(exercise, status, started, [], why), ""
     needed = {exercise.module} | _imports_of(ws.modules[exercise.module])
@@ -111,7 +168,8 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
     status: str | None = None
     message = ""
     not_implemented = 0
-    limits = _limits(course, exercise, allow_unsandboxed, threads)
+    full_limits = _limits(course, exercise, allow_unsandboxed, threads)
+    limits = _budgeted(full_limits, deadline)
     with _started_worker(ws, limits, sandboxes) as worker:
         isolation = worker.isolation
         ctx = Context(worker, exercise, course)
@@ -135,6 +193,8 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
                 tests.append(TestResult(check.name, False, 0.0, max_points, f"not implemented yet: {exc}"))
                 continue
             except WorkerStopped as stop:
+                if stop.status == "crashed" and maybe_not_the_student(stop.message):
+                    lost.append((check.name, stop.message))
                 status = _STOPPED_STATUS.get(stop.status, "error")
                 message = _stop_message(stop, exercise, course)
                 tests.append(TestResult(check.name, False, 0.0, max_points, message))
@@ -146,8 +206,11 @@ def grade_exercise(ws: Workspace, course: Course, exercise: Exercise, allow_unsa
                 continue
             tests.append(TestResult(check.name, fraction == 1.0, max_points * fraction, max_points, _notes(ctx).strip(),
                                     metrics=dict(ctx.metrics)))
+        settle(ctx, tests)  # each diagnosis re-stated with every case the exercise ran
         if worker_flagged_forbidden(worker):
             status, message = "forbidden", worker_forbidden_message(worker)
+    if status == "timeout" and limits.time_limit_s < full_limits.time_limit_s:  # the budget stopped it, not its limit
+        return not_graded(exercise, started, "finish"), isolation
     if status is None:
         if not_implemented == len(suite.checks):
             status, message = "not_implemented", f"{exercise.id} is not implemented yet"
@@ -231,13 +294,14 @@ def _imports_of(path: Path) -> set[str]:
 
 def grade_submission(submission: Path, course: Course, only: Iterable[str] | None = None, skip: Iterable[str] | None = None,
                      allow_unsandboxed: bool = False, on_exercise: Callable[[ExerciseResult], None] | None = None,
-                     threads: int | None = None, parallel: int = 1) -> GradeReport:
+                     threads: int | None = None, parallel: int = 1, deadline: float | None = None) -> GradeReport:
     """Grade a folder or zip; ``on_exercise`` is called as each exercise finishes (progress).
 
     One sandbox per view serves the whole submission, forking a fresh worker per exercise. Up to
     ``parallel`` exercises run at once; those marked ``runs_alone`` in course.yml (training) run
     after the others, one at a time. ``threads`` caps OMP/OpenBLAS/MKL threads in each sandbox
-    (None: the sandbox's default).
+    (None: the sandbox's default). ``deadline`` (``time.monotonic()`` time): the time budget; an exercise
+    that cannot start before it, or is stopped by it, is reported as not graded (status ``error``, no points).
     """
     started = time.monotonic()
     exercises = select(course, only, skip)
@@ -246,7 +310,10 @@ def grade_submission(submission: Path, course: Course, only: Iterable[str] | Non
     lock = threading.Lock()
 
     def run(ex: Exercise) -> None:
-        result, isolation = grade_exercise(ws, course, ex, allow_unsandboxed, threads, sandboxes)
+        if deadline is not None and time.monotonic() >= deadline - MIN_START_S:
+            result, isolation = not_graded(ex, time.monotonic()), ""
+        else:
+            result, isolation = grade_exercise(ws, course, ex, allow_unsandboxed, threads, sandboxes, deadline)
         with lock:
             if isolation:
                 isolations.add(isolation)
@@ -267,9 +334,15 @@ def grade_submission(submission: Path, course: Course, only: Iterable[str] | Non
         else:
             for ex in together:
                 run(ex)
-        for ex in exercises:
-            if ex.runs_alone:
-                run(ex)
+        alone = [ex for ex in exercises if ex.runs_alone]
+        if alone:  # the other views' fork servers are done: their memory goes before training starts
+            needed = {id(sandboxes.get(_limits(course, ex, allow_unsandboxed, threads))) for ex in alone}
+            for ex in together:
+                sandbox = sandboxes.get(_limits(course, ex, allow_unsandboxed, threads))
+                if sandbox is not None and id(sandbox) not in needed:
+                    sandbox.close()
+        for ex in alone:
+            run(ex)
         content_hash = ws.content_hash
     ordered = [results[ex.id] for ex in exercises]
     score, max_score = total(ordered)

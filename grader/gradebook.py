@@ -12,12 +12,21 @@ Tables
                student's row was written, ``internal_error`` when the grader failed for a student.
   ``runs``     one row per ``grade-all`` invocation.
 
-WAL mode, ``synchronous=FULL``; every write goes through :meth:`Gradebook.transaction`, so a kill
-(even power loss) leaves either a whole student result or none of it.
+A ledger that survives: the rollback journal (``journal_mode=DELETE``, ``synchronous=FULL``), so every
+committed record is in the main file itself and losing a side file (``-journal``, ``-wal``, ``-shm``)
+loses nothing committed; every write goes through :meth:`Gradebook.transaction`, so a kill (even power
+loss) leaves either a whole student result or none of it. Opening checks the file (SQLite header,
+``PRAGMA quick_check``, the schema): a damaged gradebook (emptied, truncated, overwritten) raises
+:class:`GradebookDamaged` -- never silently replaced by a new one -- and a full disk raises
+:class:`DiskFull`. :meth:`Gradebook.backup` copies it with SQLite's backup API (one copy per run in
+``backups/`` beside it); :func:`restore_latest` puts the newest good copy back.
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +60,40 @@ CREATE TABLE IF NOT EXISTS events (
     student TEXT, exercise TEXT, cache_key TEXT, detail TEXT);
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind, cache_key);
 """
+
+
+#: Backups kept in ``backups/`` beside the gradebook (one per run, the newest kept).
+BACKUPS_KEPT = 10
+_HEADER = b"SQLite format 3\x00"
+
+
+class GradebookError(RuntimeError):
+    """The gradebook cannot be used; the message is one line saying why and what to do."""
+
+
+class GradebookDamaged(GradebookError):
+    """The file is not an intact gradebook (emptied, truncated, overwritten, another schema)."""
+
+
+class DiskFull(GradebookError):
+    """The disk (or the gradebook's quota) is full; nothing committed is lost."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for SQLite's "database or disk is full" and for an OSError ENOSPC/EDQUOT."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "disk is full" in str(exc) or getattr(exc, "sqlite_errorcode", None) == 13  # SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _expected_columns() -> dict[str, list[str]]:
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(_SCHEMA)
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+        return {t: [c[1] for c in db.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        db.close()
 
 
 def now() -> str:
@@ -97,25 +140,90 @@ class ResultRow:
 
 
 class Gradebook:
-    """The SQLite gradebook at ``path`` (created on first use)."""
+    """The SQLite gradebook at ``path`` (created on first use, checked on every open)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        new = _check_file(self.path)
+        if new:  # created whole beside it, then renamed: a kill never leaves an empty or half-made gradebook
+            try:
+                _create(self.path)
+            except (sqlite3.Error, OSError) as exc:
+                raise self._problem(exc) from None
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise self._problem(exc) from None
+        try:
+            self._open(new)
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._problem(exc) from None
+            raise
+
+    def _open(self, new: bool) -> None:
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        if self._db.execute("PRAGMA journal_mode=DELETE").fetchone()[0].lower() != "delete":
+            raise GradebookError(f"{self.path}: the gradebook is open in another process in WAL mode; close it first")
+        self._db.execute("PRAGMA synchronous=FULL")
+        if not new:
+            check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise self._damaged(f"SQLite's check fails ({str(check)[:120]})")
+            self._check_schema()
         self._db.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS)
         with self.transaction():
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         version = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
         if version != SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path}: gradebook schema {version}, this grader writes {SCHEMA_VERSION}")
+            raise GradebookError(f"{self.path}: gradebook schema {version}, this grader writes {SCHEMA_VERSION}")
+
+    def _check_schema(self) -> None:
+        have = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, columns in _expected_columns().items():
+            if table not in have:
+                raise self._damaged(f"its table {table!r} is missing")
+            found = [c[1] for c in self._db.execute(f"PRAGMA table_info({table})")]
+            if found != columns:
+                raise self._damaged(f"its table {table!r} has columns {found}, expected {columns}")
+
+    def _damaged(self, why: str) -> GradebookDamaged:
+        return GradebookDamaged(damaged_message(self.path, why))
+
+    def _problem(self, exc: BaseException) -> GradebookError:
+        if is_disk_full(exc):
+            return DiskFull(f"{self.path}: the disk is full ({exc}); nothing recorded was lost: free space and "
+                            "rerun the same command")
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return GradebookError(f"{self.path}: the gradebook is locked by another program ({exc})")
+        return self._damaged(f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self._db.close()
+
+    def backup(self, keep: int = BACKUPS_KEPT) -> Path:
+        """Copy the gradebook into ``backups/gradebook-<time>.sqlite`` beside it (SQLite's backup API, a
+        consistent copy); keeps the newest ``keep`` copies."""
+        folder = self.path.parent / "backups"
+        folder.mkdir(exist_ok=True)
+        target = folder / f"gradebook-{now().replace(':', '').replace('+0000', 'Z')}.sqlite"
+        part = target.with_name(target.name + ".part")
+        try:
+            dest = sqlite3.connect(part)
+            try:
+                self._db.backup(dest)
+            finally:
+                dest.close()
+            part.replace(target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        for old in sorted(folder.glob("gradebook-*.sqlite"))[:-keep]:
+            old.unlink(missing_ok=True)
+        return target
 
     def __enter__(self) -> "Gradebook":
         return self
@@ -125,14 +233,18 @@ class Gradebook:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All writes inside happen, or none (``BEGIN IMMEDIATE`` ... ``COMMIT``)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """All writes inside happen, or none (``BEGIN IMMEDIATE`` ... ``COMMIT``); a full disk is :class:`DiskFull`."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._problem(exc) from exc
 
     # -- runs ------------------------------------------------------------------------------
     def start_run(self, build: str, command: str, workers: int | None, scheduler: str | None) -> int:
@@ -207,6 +319,73 @@ class Gradebook:
                detail: str | None = None) -> None:
         self._db.execute("INSERT INTO events (run_id, at, kind, student, exercise, cache_key, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (run_id, now(), kind, student, exercise, cache_key, detail))
+
+
+def damaged_message(path: Path, why: str) -> str:
+    """One line: what is wrong with the gradebook and the way back."""
+    backups = sorted((path.parent / "backups").glob("gradebook-*.sqlite"))
+    how = (f"rerun with --restore-gradebook to put back the newest backup ({backups[-1].name}, in {path.parent / 'backups'}) "
+           "and regrade what it lacks" if backups else
+           "rerun with --restore-gradebook to set it aside and grade everything into a new gradebook")
+    return f"{path}: the gradebook is damaged ({why}); it was left as it is: {how}"
+
+
+def _check_file(path: Path) -> bool:
+    """True when there is no gradebook yet; :class:`GradebookDamaged` when the file cannot be one.
+
+    An empty file is damage, not a new gradebook: SQLite would silently start afresh in it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_HEADER))
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise GradebookDamaged(damaged_message(path, f"it cannot be read: {exc}")) from None
+    if not head:
+        raise GradebookDamaged(damaged_message(path, "the file is empty (0 bytes)"))
+    if head != _HEADER:
+        raise GradebookDamaged(damaged_message(path, "the file is not an SQLite database (overwritten?)"))
+    return False
+
+
+def _create(path: Path) -> None:
+    part = path.with_name(path.name + ".creating")
+    part.unlink(missing_ok=True)
+    try:
+        db = sqlite3.connect(part, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        finally:
+            db.close()
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def restore_latest(path: Path) -> str:
+    """Set a damaged gradebook aside (``<name>.damaged-<time>``) and put back the newest backup that passes
+    the checks; returns one line saying what was done. Without a good backup, the next open starts anew."""
+    path = Path(path)
+    stamp = now().replace(":", "").replace("+0000", "Z")
+    for side in ("-journal", "-wal", "-shm"):
+        Path(f"{path}{side}").unlink(missing_ok=True)
+    aside = None
+    if path.exists():
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        path.replace(aside)
+    kept = f"; the damaged file is kept as {aside.name}" if aside else ""
+    for backup in sorted((path.parent / "backups").glob("gradebook-*.sqlite"), reverse=True):
+        try:
+            with Gradebook(backup):
+                pass
+        except GradebookError:
+            continue
+        shutil.copyfile(backup, path)
+        return f"restored {path.name} from {backup.name}{kept}"
+    return f"no good backup: a new gradebook is started{kept}"
 
 
 def _build_of_run(db: sqlite3.Connection, run_id: int) -> str:

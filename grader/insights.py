@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from coursekit.course import Course
+from coursekit.course import MNIST_EXERCISE, Course
 
 from .report import STATUSES
 
-MNIST_ID = "mnist_accuracy"
+MNIST_ID = MNIST_EXERCISE
 TEACH_AGAIN = 3
 
 

@@ -2,22 +2,27 @@
 
 The release holds the generated stubs, the public self-checks, the student kit (course.yml
 loader, MNIST loader), the notebooks, course.yml, a pyproject.toml whose install brings everything the
-README uses (numpy and torch pinned to the grader's versions), a student README and, with
+README uses (the grader's own requirement lines: numpy and torch pinned to the grader's versions, the
+same supported Pythons), a student README and, with
 ``--with-data``, the four MNIST files. Its course.yml holds no path of this machine. The reference
 solutions and the hidden suites are never copied: the stubs are rendered from the reference
 by the generator, which drops every solution block.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
+from typing import Iterable
 
 import yaml
+from packaging.utils import canonicalize_name
 
-from coursekit.course import MNIST_FILES, Course
+from coursekit.course import MNIST_EXERCISE, MNIST_FILES, Course
 from coursekit.hints import HINTS_FILE
 from coursekit.mnist import gz_name
+from coursekit.pins import PinError, graded_pins, project, python_range, requirements, torch_install
 
 from .stubs import render_stubs
 
@@ -26,8 +31,10 @@ from .stubs import render_stubs
 PUBLIC_MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist"
 #: Where ``--with-data`` puts the MNIST files inside the kit (relative to the kit's course.yml).
 KIT_MNIST_DIR = "data/mnist"
-#: The packages whose exact versions the kit pins: the ones the grader runs the student's code with.
-PINNED = ("numpy", "torch")
+#: The grader's requirements the kit installs, copied line for line from the grader's pyproject.toml (one
+#: source: the same pins, the same lower bounds): what the stubs, self-checks and notebooks use.
+KIT_REQUIREMENTS = ("numpy", "torch", "pyyaml", "pydantic", "pytest", "hypothesis", "scipy", "matplotlib",
+                    "ipywidgets", "ipykernel", "jupyterlab", "packaging", "tomli")
 
 STUDENT_PYPROJECT = """\
 [build-system]
@@ -37,21 +44,14 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "convnets-course-student"
 version = "0.1.0"
-requires-python = ">=3.10"
+requires-python = {requires_python}
+classifiers = [
+{classifiers}
+]
 # numpy and torch are pinned to the versions the grader runs: your self-checks then see what the grader sees.
-# Install torch first (pip install torch=={torch}): otherwise pip may pick a multi-gigabyte CUDA build.
+# Install torch first, its CPU build (pip install {torch_install}): from PyPI, pip picks a multi-gigabyte CUDA build.
 dependencies = [
-  "numpy=={numpy}",
-  "torch=={torch}",
-  "pyyaml>=6",
-  "pydantic>=2.5",
-  "pytest>=8",
-  "hypothesis>=6.90",
-  "scipy>=1.11",
-  "matplotlib>=3.8",
-  "ipywidgets>=8.1",
-  "ipykernel>=6.25",
-  "jupyterlab>=4.0",
+{dependencies}
 ]
 
 [tool.setuptools.packages.find]
@@ -72,10 +72,11 @@ shapes, the formula, a worked example and the classic mistake.
 
 ## Set up once
 
-Python 3.10 or newer. In this folder (a virtual environment is a good idea: `python -m venv .venv`,
-then `source .venv/bin/activate`), torch first, pinned, then the rest:
+Python {python_range}, on Linux. In this folder (a virtual environment is a good idea: `python -m venv .venv`,
+then `source .venv/bin/activate`), torch first, pinned, from PyTorch's CPU index (PyPI's Linux torch is a
+multi-gigabyte CUDA build this course does not use), then the rest:
 
-    pip install torch=={torch} && pip install -e .
+    pip install {torch_install} && pip install -e .
 
 This brings everything below: numpy, torch, pytest, JupyterLab and its Python kernel. The grader runs
 numpy {numpy} and torch {torch}; these versions are pinned here so that your self-checks behave as the
@@ -141,13 +142,31 @@ class ReleaseError(Exception):
 
 
 def pinned_versions(root: Path) -> dict[str, str]:
-    """``{"numpy": "2.4.6", "torch": "2.13.0"}`` from the ``==`` pins of ``root/pyproject.toml`` (one source)."""
-    text = (root / "pyproject.toml").read_text(encoding="utf-8")
-    pins = dict(re.findall(r'"(' + "|".join(PINNED) + r')==([^";\s]+)"', text))
-    missing = [name for name in PINNED if name not in pins]
+    """``{"numpy": "2.2.6", "torch": "2.13.0"}`` from the ``==`` pins of ``root/pyproject.toml`` (one source)."""
+    try:
+        return graded_pins(root / "pyproject.toml")
+    except PinError as exc:
+        raise ReleaseError(str(exc)) from None
+
+
+def kit_pyproject(root: Path) -> str:
+    """The kit's pyproject.toml: the grader's Python range, classifiers and requirement lines, as they are there."""
+    pyproject = root / "pyproject.toml"
+    pins = pinned_versions(root)  # numpy and torch must be pinned exactly
+    table = project(pyproject)
+    lines = dict(zip((canonicalize_name(req.name) for req in requirements(pyproject)), table["dependencies"]))
+    missing = [name for name in KIT_REQUIREMENTS if name not in lines]
     if missing:
-        raise ReleaseError(f"{root / 'pyproject.toml'}: no exact pin (==) for {', '.join(missing)}")
-    return pins
+        raise ReleaseError(f"{pyproject}: the kit needs {', '.join(missing)}, which the grader does not require")
+    return STUDENT_PYPROJECT.format(requires_python=json.dumps(table["requires-python"]),
+                                    classifiers=_toml_lines(table.get("classifiers", [])),
+                                    dependencies=_toml_lines(lines[name] for name in KIT_REQUIREMENTS),
+                                    torch_install=torch_install(pins))
+
+
+def _toml_lines(items: Iterable[str]) -> str:
+    """The items of a TOML array, one per line (JSON strings are TOML basic strings)."""
+    return "\n".join(f"  {json.dumps(item)}," for item in items)
 
 
 def _course_yml(course: Course, mnist_url: str | None) -> str:
@@ -176,12 +195,14 @@ def _readme(course: Course, pins: dict[str, str], checked: list[str], mnist_url:
     if unchecked:
         note = (f"\nNo self-check here for {', '.join(unchecked)}: "
                 + ("notebook 04 trains your model and shows its test accuracy; the grader trains it again.\n"
-                   if unchecked == ["mnist_accuracy"] else "the grader's hidden tests check it.\n"))
+                   if unchecked == [MNIST_EXERCISE] else "the grader's hidden tests check it.\n"))
     rows = "\n".join(f"| {e.id}{' (bonus)' if e.bonus else ''} | {e.module}.py | {e.points:g} |" for e in course.exercises)
     mnist = MNIST_BUNDLED if with_data else MNIST_DOWNLOAD.format(url=mnist_url)
     return STUDENT_README.format(title=course.title, rows=rows, checked=", ".join(f"`{i}`" for i in checked),
                                  unchecked=note, mnist=mnist, notebooks="." if nbgrader else "notebooks/",
-                                 hand_in=HAND_IN_NBGRADER if nbgrader else HAND_IN_FOLDER, **pins)
+                                 hand_in=HAND_IN_NBGRADER if nbgrader else HAND_IN_FOLDER,
+                                 python_range=python_range(course.root / "pyproject.toml"),
+                                 torch_install=torch_install(pins), **pins)
 
 
 def _copy_tree(src: Path, dst: Path, patterns: tuple[str, ...]) -> list[Path]:
@@ -210,6 +231,7 @@ def release(course: Course, out: Path, *, with_data: bool = False, mnist_url: st
         raise FileExistsError(f"{out} is not empty; choose a new folder")
     root = course.root
     pins = pinned_versions(root)
+    pyproject = kit_pyproject(root)  # fails before anything is written, as pins and MNIST do
     mnist_url = mnist_url or course.data.mnist_url or PUBLIC_MNIST_MIRROR
     mnist_source = _mnist_source(course) if with_data else None  # fail before writing anything
     out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +257,7 @@ def release(course: Course, out: Path, *, with_data: bool = False, mnist_url: st
             written.append(data / gz_name(name))
 
     (out / "course.yml").write_text(_course_yml(course, mnist_url), encoding="utf-8")
-    (out / "pyproject.toml").write_text(STUDENT_PYPROJECT.format(**pins), encoding="utf-8")
+    (out / "pyproject.toml").write_text(pyproject, encoding="utf-8")
     readme = _readme(course, pins, checked_ids(course, root / "tests" / "public"), mnist_url, mnist_source is not None,
                      nbgrader)
     (out / "README.md").write_text(readme, encoding="utf-8")

@@ -9,10 +9,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .text import REPORT_MESSAGE_CHARS, TRACEBACK_CHARS, student_text
 from .versions import runtime_versions
 
-#: Every status an exercise can end with.
-STATUSES = ("passed", "failed", "error", "timeout", "forbidden", "missing", "not_implemented")
+#: Every status an exercise can end with. ``not_graded``: the grader could not grade it (its worker was
+#: killed by something the grader did not start, twice); no score, never cached, graded again next run.
+STATUSES = ("passed", "failed", "error", "timeout", "forbidden", "missing", "not_implemented", "not_graded")
+NOT_GRADED = "not_graded"
 
 
 @dataclass
@@ -30,6 +33,10 @@ class TestResult:
     #: Figures a check measured on the trusted side, e.g. ``{"test_accuracy": 0.9918, "train_seconds": 30.1}``
     #: (mnist_accuracy): read by insights and the Gradescope leaderboard, never parsed out of the message.
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # messages quote student text: safe and clipped in every report
+        self.message = student_text(self.message, REPORT_MESSAGE_CHARS)
+        self.grader_traceback = student_text(self.grader_traceback, TRACEBACK_CHARS + REPORT_MESSAGE_CHARS)
 
     def to_json(self) -> dict[str, Any]:
         out = {"name": self.name, "passed": self.passed, "points": round2(self.points),
@@ -58,6 +65,7 @@ class ExerciseResult:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}")
+        self.message = student_text(self.message, REPORT_MESSAGE_CHARS)
 
     @property
     def first_failure(self) -> str:

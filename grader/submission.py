@@ -14,6 +14,11 @@ reason, raised by :func:`prepare` (never a traceback, never an internal error):
   socket, a device), anywhere inside the submission -- no student is graded on another's files;
   too many entries.
 
+The modules are looked for at the top of the submission, in ``<student_package>/``, and one or two
+folders deeper (``myproject/exercises/``, ``hw/``, ``myproject/hw/``): the folder holding most of them wins.
+When modules are missing, :attr:`Workspace.found_note` lists what was found instead and what to upload
+(a notebook or a zip inside the upload is named as such). Links are never followed.
+
 A module over its size limit (course.yml ``max_module_kb``) or not UTF-8 is left out of the
 workspace and recorded in :attr:`Workspace.problems`: its exercises get status ``error``.
 """
@@ -29,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Mapping, Union
 
+from coursekit.course import Limits
+
 if TYPE_CHECKING:
     from coursekit.course import Course
 
@@ -38,7 +45,7 @@ MAX_RATIO = 100                           # unpacked / packed, for entries over 
 RATIO_FLOOR_BYTES = 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 10_000              # entries of a zip, or files and folders of a submitted folder
 MAX_NAME_CHARS = 1024
-DEFAULT_MODULE_BYTES = 64 * 1024          # when the caller gives no limit (course.yml's default)
+DEFAULT_MODULE_BYTES = int(Limits.model_fields["max_module_kb"].default * 1024)  # no limit given: course.yml's default
 _SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 
@@ -55,6 +62,7 @@ class Workspace:
     modules: dict[str, Path] = field(default_factory=dict)   # module name -> file in the workspace
     problems: dict[str, str] = field(default_factory=dict)   # module name -> why it could not be used
     content_hash: str = ""                                    # of the files the worker sees (modules)
+    found_note: str = ""                                      # what was found instead, when modules are missing
 
     @property
     def package_dir(self) -> Path:
@@ -143,7 +151,7 @@ def _check_members(members: list[zipfile.ZipInfo], archive: str) -> list[tuple[z
     return checked
 
 
-def _read_zip(archive: Path) -> dict[PurePosixPath, bytes]:
+def _read_zip(archive: Path, others: list[str] | None = None) -> dict[PurePosixPath, bytes]:
     """Validate and read a student's zip: every entry is decompressed (CRC checked), ``.py`` files kept.
 
     The one place that reads zip bytes; whatever goes wrong there is the archive's fault and
@@ -166,6 +174,8 @@ def _read_zip(archive: Path) -> dict[PurePosixPath, bytes]:
                             chunks.append(chunk)
                 if rel.suffix == ".py":
                     kept[rel] = b"".join(chunks)
+                elif others is not None and all(_searched(PurePosixPath(part)) for part in rel.parts[:-1]):
+                    others.append(rel.as_posix())
     except SubmissionError:
         raise
     except zipfile.BadZipFile as exc:
@@ -183,9 +193,10 @@ def _read_zip(archive: Path) -> dict[PurePosixPath, bytes]:
     return kept
 
 
-def _unzip(archive: Path, into: Path) -> Path:
-    """The ``.py`` files of a validated archive, written under ``into`` (which it returns)."""
-    files = _read_zip(archive)
+def _unzip(archive: Path, into: Path, others: list[str] | None = None) -> Path:
+    """The ``.py`` files of a validated archive, written under ``into`` (which it returns); the names of its
+    other files are appended to ``others``."""
+    files = _read_zip(archive, others)
     into.mkdir(parents=True, exist_ok=True)
     for rel, data in files.items():
         target = into.joinpath(*rel.parts)
@@ -236,12 +247,78 @@ def _rel(path: Path, root: Path) -> str:
         return Path(path).name
 
 
-def _find_modules(root: Path, package: str) -> Path:
-    """The folder that holds the modules: ``root/<package>``, ``root/*/<package>``, or ``root`` itself."""
-    for candidate in (root / package, *sorted(root.glob(f"*/{package}")), root, *sorted(p for p in root.iterdir() if p.is_dir())):
-        if candidate.is_dir() and not candidate.is_symlink() and any(candidate.glob("*.py")):
-            return candidate
-    return root
+#: Folders never searched for modules (macOS zip debris, caches, hidden folders).
+_IGNORED_FOLDERS = ("__MACOSX", "__pycache__", ".ipynb_checkpoints")
+
+
+def _searched(folder: Path) -> bool:
+    return not folder.name.startswith(".") and folder.name not in _IGNORED_FOLDERS
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Plain subfolders (never a link), sorted, without the ignored ones."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and _searched(p))
+    except OSError:
+        return []
+
+
+def _module_folders(root: Path, package: str) -> list[Path]:
+    """Where a student's modules may be, in order of preference: ``<package>/``, the top, then one and two
+    folders deeper (``myproject/<package>/``, ``hw/``, ``myproject/hw/``)."""
+    first = [root / package, root]
+    deeper: list[Path] = []
+    for sub in _subfolders(root):
+        deeper.append(sub / package)
+        deeper.append(sub)
+        deeper.extend(s for s in _subfolders(sub) if s.name != package)
+    return first + deeper
+
+
+def _find_modules(root: Path, package: str, modules: list[str] | None = None) -> Path:
+    """The folder that holds the most of ``modules`` (any ``.py`` without a list); the first such in the
+    order of :func:`_module_folders`; ``root`` when none holds any."""
+    best, best_count = root, 0
+    for candidate in _module_folders(root, package):
+        if not candidate.is_dir() or candidate.is_symlink():
+            continue
+        if modules:
+            count = sum((candidate / f"{m}.py").is_file() and not (candidate / f"{m}.py").is_symlink() for m in modules)
+        else:
+            count = int(any(candidate.glob("*.py")))
+        if count > best_count:
+            best, best_count = candidate, count
+    return best
+
+
+def _listing(root: Path, limit: int = MAX_ARCHIVE_MEMBERS) -> list[str]:
+    """Relative paths of the files under ``root`` (links are never followed), sorted; ignored folders left out."""
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if _searched(Path(d)))
+        found.extend(_rel(Path(folder) / f, root) for f in files)
+        if len(found) >= limit:
+            break
+    return sorted(found)[:limit]
+
+
+def found_note(files: list[str], missing: list[str], package: str, shown_at_most: int = 8) -> str:
+    """What a student uploaded instead of the missing modules, and what to upload: "found: convnets.ipynb;
+    upload the .py modules strides.py, padding.py (...)"."""
+    if not missing:
+        return ""
+    wanted = ", ".join(f"{m}.py" for m in missing)
+    if not files:
+        return f"the submission is empty; upload the .py modules {wanted}"
+    names = [shown(f) for f in files[:shown_at_most]] + ([f"and {len(files) - shown_at_most} more"]
+                                                         if len(files) > shown_at_most else [])
+    why = []
+    if any(f.lower().endswith(".ipynb") for f in files):
+        why.append("a notebook is not graded: the grader runs your .py modules (from the course kit's "
+                   f"{package}/ folder)")
+    if any(f.lower().endswith(".zip") for f in files):
+        why.append("a zip inside the upload is not opened: upload the .py files themselves")
+    return f"found: {', '.join(names)}; upload the .py modules {wanted}" + (f" ({'; '.join(why)})" if why else "")
 
 
 def _read_module(path: Path, limit: int) -> tuple[bytes | None, str]:
@@ -276,19 +353,20 @@ def prepare(submission: Path, package: str, modules: list[str],
     if not submission.exists():
         raise SubmissionError(f"{shown(str(submission))}: no such file or folder")
     root = Path(tempfile.mkdtemp(prefix="grader-ws-"))
+    other_names: list[str] = []  # a zip's entries that are not .py files (not unpacked): listed when modules are missing
     try:
         if submission.is_file():
             if submission.suffix.lower() != ".zip":
                 raise SubmissionError(f"{shown(submission.name)}: expected a folder or a .zip archive")
             if submission.stat().st_size > MAX_ARCHIVE_BYTES:
                 raise SubmissionError(f"{shown(submission.name)} is larger than {MAX_ARCHIVE_BYTES / 1e6:.0f} MB")
-            source_root = _unzip(submission, root / "unpacked")
+            source_root = _unzip(submission, root / "unpacked", other_names)
         elif submission.is_dir():
             check_tree(submission)
             source_root = submission
         else:
             raise SubmissionError(f"{shown(submission.name)} is not a regular file or folder")
-        found = _find_modules(source_root, package)
+        found = _find_modules(source_root, package, list(modules))
         ws = Workspace(root=root, package=package)
         ws.package_dir.mkdir()
         (ws.package_dir / "__init__.py").write_text("", encoding="utf-8")
@@ -313,6 +391,10 @@ def prepare(submission: Path, package: str, modules: list[str],
             ws.modules[module] = target
             digest.update(module.encode() + b"\0" + hashlib.sha256(data).digest())
         ws.content_hash = digest.hexdigest()
+        missing = [m for m in sorted(modules) if m not in ws.modules and m not in ws.problems]
+        if missing:
+            files = sorted({*_listing(source_root), *(str(n) for n in other_names)})
+            ws.found_note = found_note(files, missing, package)
         shutil.rmtree(root / "unpacked", ignore_errors=True)
         return ws
     except BaseException:

@@ -5,13 +5,15 @@ import platform
 from functools import lru_cache
 from importlib import metadata
 
-#: Packages whose version can change a student's result (numpy 2 vs 1, torch kernels).
-RECORDED = ("numpy", "torch")
+from coursekit.pins import GRADED_WITH
+
+#: Packages whose version can change a student's result: the ones pinned exactly (coursekit.pins).
+RECORDED = GRADED_WITH
 
 
 @lru_cache(maxsize=1)
 def runtime_versions() -> dict[str, str]:
-    """``{"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0+cpu"}`` of this interpreter (no torch import)."""
+    """``{"python": "3.11.7", "numpy": "2.2.6", "torch": "2.13.0+cpu"}`` of this interpreter (no torch import)."""
     versions = {"python": platform.python_version()}
     for package in RECORDED:
         try:

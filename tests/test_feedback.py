@@ -185,12 +185,72 @@ def test_notes_of_a_passed_exercise_are_shown():
 
 
 # -------------------------------------------------------------------------------------- HTML layout
-def test_html_puts_the_wrapped_diagnosis_before_the_case():
+def test_html_puts_the_case_first_then_the_wrapped_diagnosis_then_the_pictures():
     page = html_page(_report())
     assert "white-space:pre-wrap" in page and "overflow-wrap:anywhere" in page
+    case = page.index(f"<div class='case'>case: {LONG_CASE}</div>")
     diagnosis = page.index("<div class='diagnosis'>smallest failing case found: conv2d: 3 of 240 values differ")
-    assert diagnosis < page.index("<img") < page.index(f"case: {LONG_CASE}")
+    assert case < diagnosis < page.index("<img")
     assert "case:" not in page[diagnosis:page.index("</div>", diagnosis)]
+    assert "<table class='numbers'>" not in page  # a 6x40 slice is drawn, not listed
+
+
+def _one_by_one_report() -> GradeReport:
+    """A shrunk 1x1 counterexample: a confirmed mistake above the values line, the case below them."""
+    message = ("smallest failing case found: conv2d: your kernel is flipped\n1 of 1 values differ; first at index "
+               "(0, 0, 0, 0): got 1.5, expected -0.25\ncase: x shape (1, 1, 1, 1) float64, w shape (1, 1, 1, 1)\n"
+               "expected array shape (1, 1, 1, 1)\ngot array shape (1, 1, 1, 1)")
+    failing = TestResult("values", False, 0.0, 1.0, message,
+                         detail={"expected": np.array([[[[-0.25]]]]), "got": np.array([[[[1.5]]]]), "mistakes": []})
+    return GradeReport(0, 1, "t", "none", 0.1, [ExerciseResult("conv2d", 0, 1, "failed", 0.1, [failing])])
+
+
+def test_a_one_by_one_case_is_shown_as_numbers_not_a_picture():
+    page = html_page(_one_by_one_report())
+    assert "<img" not in page
+    expected = page.index("<table class='numbers'><caption>expected[0, 0]</caption><tr><td>-0.25</td></tr></table>")
+    got = page.index("<table class='numbers'><caption>got[0, 0]</caption><tr><td>1.5</td></tr></table>")
+    case, diagnosis = page.index("<div class='case'>case: x shape (1, 1, 1, 1)"), page.index("<div class='diagnosis'>")
+    assert case < expected < got < diagnosis
+    assert "your kernel is flipped\n1 of 1 values differ" in page[diagnosis:page.index("</div>", diagnosis)]
+
+
+def test_markdown_puts_the_case_and_its_numbers_before_the_diagnosis():
+    text = markdown(_one_by_one_report())
+    case, expected = text.index("  case: x shape (1, 1, 1, 1)"), text.index("  expected[0, 0]:\n    -0.25")
+    got, diagnosis = text.index("  got[0, 0]:\n    1.5"), text.index("  smallest failing case found: conv2d: your kernel")
+    assert case < expected < got < diagnosis < text.index("  expected array shape")
+    assert "case:" in markdown(_report()) and "expected[0, 0]" not in markdown(_report())  # 6x40: no numbers
+
+
+def test_the_case_shows_its_small_inputs_as_numbers(tmp_path):
+    """Through the grader: a shrunk counterexample's input values are listed under its case line, and
+    the page keeps them with the case, before the diagnosis."""
+    from grader.feedback import split_failure
+
+    report = grade(reference_submission(tmp_path / "sub", {"pooling": """
+        _reference_maxpool2d = maxpool2d
+        def maxpool2d(x, kernel_size, stride=None):
+            return _reference_maxpool2d(x, kernel_size, stride) * 1.5
+        """}), only=["maxpool2d"])
+    ex = report.exercise("maxpool2d")
+    shrunk = next(t for t in ex.tests if not t.passed and t.message.startswith("smallest failing case found"))
+    case, diagnosis, _ = split_failure(shrunk.message)
+    assert case.startswith("case: x shape (1, 1, 1, 1)") and "\n  x[0, 0]:\n    " in case, shrunk.message
+    assert "values differ" in diagnosis and "x[0, 0]" not in diagnosis
+    page = html_page(report)
+    assert page.index("x[0, 0]:", page.index("<div class='case'>case: x shape (1, 1, 1, 1)")) < page.index(
+        "<div class='diagnosis'>smallest failing case found")
+
+
+def test_slices_up_to_eight_by_eight_are_numbers_and_larger_ones_pictures():
+    from grader.feedback import _numbers_text, _worth_drawing
+
+    small = np.arange(2 * 8 * 8, dtype=np.float64).reshape(2, 1, 8, 8)
+    assert _numbers_text("got", small).startswith("got[0, 0] (the first of 2 slices):\n") and not _worth_drawing(small)
+    wide = np.zeros((1, 1, 8, 9))
+    assert _numbers_text("got", wide) is None and _worth_drawing(wide)
+    assert _numbers_text("got", [1.0, 2.0]) is None and not _worth_drawing([1.0, 2.0])  # not an array: text only
 
 
 def test_a_picture_that_cannot_be_drawn_leaves_the_text():

@@ -79,15 +79,17 @@ RAW_ONLY: list[Any] = [
     torch.full((1, 1, 4, 4), 1e308, dtype=torch.float64), np.arange(4.0).view(SubArray), np.broadcast_to(np.float64(1e308), (10**5, 10**5)),
     object(),
 ]
-#: The right answer with its shape broken: still garbage.
+#: The right answer with its shape broken: still garbage. (The right values as a list are not garbage:
+#: they cost the type alone, see test_grader_honest.py.)
 RESHAPERS: list[Callable[[np.ndarray], Any]] = [
     lambda c: c.reshape(-1),
     lambda c: c[None],
     lambda c: (c, c),
-    lambda c: c.tolist(),
+    lambda c: [c.tolist()],
 ]
 #: The right answer's shape with wrong values, so that the value comparisons and pictures are reached. Such
-#: an answer earns nothing: not even ``no_mutation``, which is credited only with a right answer or a named mistake.
+#: an answer earns nothing: not even ``no_mutation``, which is credited only to a function that earns another
+#: concept (grader.suites.base.require_a_computing_concept).
 SPOILERS: list[Callable[[np.ndarray], Any]] = [
     lambda c: np.full(c.shape, math.nan),
     lambda c: np.full(c.shape, 1e308),

@@ -113,7 +113,7 @@ def test_malformed_return_values_and_signatures(tmp_path, code, expected):
 def test_pool_returning_a_list_fails_cleanly(tmp_path):
     report = wrong(tmp_path, "pooling", "def avgpool2d(x, kernel_size, stride=None):\n    return [[0.0]]\n", ["avgpool2d", "maxpool2d"])
     assert report.exercise("avgpool2d").score == 0
-    assert "expected a numpy array, got list" in report.exercise("avgpool2d").first_failure
+    assert "you returned a list" in report.exercise("avgpool2d").first_failure
     assert report.exercise("maxpool2d").status == "passed"
 
 
@@ -210,3 +210,79 @@ def test_untrained_model_earns_no_accuracy_points(tmp_path):
                    ["mnist_accuracy"])
     ex = report.exercise("mnist_accuracy")
     assert ex.score == 0 and ex.status == "failed" and "below" in ex.first_failure
+
+
+def _failed(ex) -> set[str]:
+    return {t.name for t in ex.tests if not t.passed}
+
+
+def test_an_unforeseen_mistake_keeps_the_no_mutation_points(tmp_path):
+    """A conv2d that adds its bias twice (no catalogued mistake) never mutates: it loses bias and combined only."""
+    report = wrong(tmp_path, "conv", """
+        _reference_conv2d = conv2d
+        def conv2d(x, w, b=None, stride=1, padding=0):
+            out = _reference_conv2d(x, w, b, stride=stride, padding=padding)
+            return out if b is None else out + np.asarray(b).reshape(1, -1, 1, 1)
+        """, ["conv2d"])
+    ex = report.exercise("conv2d")
+    concepts = COURSE.exercise("conv2d").concepts
+    assert _failed(ex) <= {"bias: one value added per output channel"} | {t.name for t in ex.tests if t.name.startswith("combined")}
+    assert "the input arrays are not modified" not in _failed(ex)
+    assert ex.score == pytest.approx(ex.max_score - concepts["bias"] - concepts["combined"])
+
+
+def test_an_answer_that_earns_nothing_else_does_not_earn_no_mutation(tmp_path):
+    """Right shape, every value off (it mutates nothing): the shape concept only, not no_mutation."""
+    report = wrong(tmp_path, "conv", """
+        _reference_conv2d = conv2d
+        def conv2d(x, w, b=None, stride=1, padding=0):
+            return _reference_conv2d(x, w, b, stride=stride, padding=padding) + 1.0
+        """, ["conv2d"])
+    ex = report.exercise("conv2d")
+    untouched = next(t for t in ex.tests if t.name == "the input arrays are not modified")
+    assert not untouched.passed and "credited only once it earns another concept" in untouched.message
+    concepts = COURSE.exercise("conv2d").concepts
+    assert ex.score == pytest.approx(concepts["shape"] + concepts["errors"])
+
+
+def test_a_list_with_the_right_values_costs_the_dtypes_concept_only(tmp_path):
+    report = wrong(tmp_path, "padding", """
+        _reference_pad2d = pad2d
+        def pad2d(x, pad, value=0.0):
+            return _reference_pad2d(x, pad, value).tolist()
+        """, ["pad2d"])
+    ex = report.exercise("pad2d")
+    assert _failed(ex) and all(t.name.startswith("dtypes") for t in ex.tests if not t.passed), _failed(ex)
+    assert "expected a numpy array, got list" in ex.first_failure
+    assert ex.score == pytest.approx(ex.max_score - COURSE.exercise("pad2d").concepts["dtypes"])
+
+
+def test_no_mutation_runs_after_the_concepts_it_is_credited_on():
+    """The no-mutation check is last in its suite: it is credited on what the checks before it earned."""
+    from grader.suites import suite_for
+
+    for exercise in COURSE.exercises:
+        concepts = [c.concept for c in suite_for(exercise.id).checks]
+        if "no_mutation" in concepts:
+            assert concepts[-1] == "no_mutation" and concepts.count("no_mutation") == 1, exercise.id
+
+
+@pytest.mark.parametrize("module, code, exercise, concept", [
+    ("strides", """
+        import numpy as np
+        _reference_size = conv_output_size
+        def conv_output_size(n, k, stride=1, padding=0):
+            return float(_reference_size(n, k, stride, padding))
+        """, "conv_output_size", "no_stride_padding"),
+    ("padding", """
+        _reference_same = same_padding
+        def same_padding(n, k, stride=1):
+            return list(_reference_same(n, k, stride))
+        """, "same_padding", "stride_one"),
+])
+def test_the_right_numbers_in_the_wrong_type_cost_one_concept(tmp_path, module, code, exercise, concept):
+    """A float for an int, a list for a tuple: the type is charged by the exercise's basic concept alone."""
+    report = wrong(tmp_path, module, code, [exercise])
+    ex = report.exercise(exercise)
+    assert ex.score == pytest.approx(ex.max_score - COURSE.exercise(exercise).concepts[concept]), _failed(ex)
+    assert "int" in ex.first_failure

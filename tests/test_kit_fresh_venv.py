@@ -9,7 +9,8 @@ What is real and what is not (no internet here, and torch is 700 MB):
 * The kit's own install command runs for real, as ``pip install --no-index --no-build-isolation -e .``:
   pip resolves every requirement of the kit's pyproject.toml (numpy and torch pinned with ``==``,
   JupyterLab, the kernel, ...) and fails if one is missing or of another version; it only may not
-  download. The ``pip install torch==...`` part of the README is that resolution too.
+  download. The README's ``pip install torch==... --index-url https://download.pytorch.org/whl/cpu`` is
+  that resolution too (PyTorch's CPU index is unreachable here; tests/test_pins.py checks the command).
 * ``jupyter lab`` is checked as ``python -m jupyter lab --version`` (the console script lives in the
   grader's environment, not in the venv, because pip found JupyterLab already installed).
 

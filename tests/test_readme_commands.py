@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from coursekit.pins import graded_pins, torch_install
 from grader.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,9 @@ TESTS = readme_command("Tests")
 
 
 def test_readme_states_the_two_commands():
-    assert MAIN.startswith("pip install torch==2.13.0") and "grader grade solutions" in MAIN
+    torch = torch_install(graded_pins(ROOT / "pyproject.toml"))  # pyproject's pin, PyTorch's CPU index
+    assert MAIN.startswith(f"pip install {torch} && pip install -e . && ") and "grader grade solutions" in MAIN
+    assert f" && pip install {torch} && pip install -e '.[dev]' && " in TESTS
     assert "--json out/" in MAIN  # the folder a fresh clone lacks: the case the CLI must handle
     assert TESTS.startswith("bash .ci/install-browser") and TESTS.endswith("python -m pytest --impl solutions")
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from packaging.requirements import Requirement
+
 from coursekit.course import load_course
+from coursekit.pins import GRADED_WITH, TORCH_CPU_INDEX, graded_pins, project, python_range, torch_install
 from grader.cli import main
 from grader.stubs import BEGIN, END
 
@@ -165,7 +168,7 @@ def test_kit_pins_the_versions_the_grader_runs(released):
 
     from grader.release import pinned_versions
 
-    installed = {name: metadata.version(name).split("+")[0] for name in ("numpy", "torch")}
+    installed = {name: metadata.version(name).split("+")[0] for name in GRADED_WITH}
     assert pinned_versions(ROOT) == installed  # the grader's own pins are what runs here
     kit = (released / "pyproject.toml").read_text(encoding="utf-8")
     for name, version in installed.items():
@@ -175,9 +178,29 @@ def test_kit_pins_the_versions_the_grader_runs(released):
     assert "[build-system]" in kit
 
 
+def test_kit_requirements_are_the_graders_own_lines(released):
+    """Copied, not retyped: the same pins, lower bounds and markers, and the same Python range and classifiers."""
+    kit, grader = project(released / "pyproject.toml"), project(ROOT / "pyproject.toml")
+    assert kit["requires-python"] == grader["requires-python"]
+    assert kit["classifiers"] == grader["classifiers"]
+    assert kit["dependencies"] and set(kit["dependencies"]) <= set(grader["dependencies"])
+    assert {Requirement(line).name for line in kit["dependencies"]} >= {"numpy", "torch", "hypothesis", "pytest", "jupyterlab"}
+
+
+def test_a_kit_requirement_the_grader_lacks_stops_the_release(tmp_path):
+    from grader.release import ReleaseError, kit_pyproject
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text(re.sub(r'\n  "hypothesis[^\n]*', "", text), encoding="utf-8")
+    with pytest.raises(ReleaseError, match="hypothesis"):
+        kit_pyproject(tmp_path)
+
+
 def test_every_kit_readme_command_is_known_and_each_marker_selects_tests(released):
     commands = kit_commands(released)
-    assert "pip install torch==2.13.0 && pip install -e ." in commands
+    assert f"pip install {torch_install(graded_pins(ROOT / 'pyproject.toml'))} && pip install -e ." in commands
+    readme = (released / "README.md").read_text(encoding="utf-8")
+    assert f"Python {python_range(ROOT / 'pyproject.toml')}, on Linux" in readme
     assert {"pytest", "pytest -m conv2d", "jupyter lab notebooks/", "python -m coursekit.mnist download"} <= set(commands)
     readme = (released / "README.md").read_text(encoding="utf-8")
     named = re.findall(r"`([a-z0-9_]+)`", readme.split("Exercises with self-checks")[1].split("\n")[0])
@@ -225,13 +248,16 @@ def test_release_with_data_without_mnist_is_a_usage_error_and_writes_nothing(tmp
 def test_version_line_warns_only_when_versions_differ():
     from coursekit.selfcheck import version_line
 
-    pins = {"numpy": "2.4.6", "torch": "2.13.0"}
-    same = version_line(pins, {"numpy": "2.4.6", "torch": "2.13.0"})
-    assert same == "versions: numpy 2.4.6, torch 2.13.0 (as the grader)"
-    other = version_line(pins, {"numpy": "1.26.4", "torch": "2.13.0"})
-    assert other.startswith("WARNING: the grader runs numpy 2.4.6;") and "numpy 1.26.4" in other and "\n" not in other
-    assert "torch 2.13.0 not installed" not in version_line(pins, {"numpy": "2.4.6", "torch": None})
-    assert "torch not installed" in version_line(pins, {"numpy": "2.4.6", "torch": None})
+    pins = graded_pins(ROOT / "pyproject.toml")  # the grader's own pins
+    numpy, torch = pins["numpy"], pins["torch"]
+    same = version_line(pins, dict(pins))
+    assert same == f"versions: numpy {numpy}, torch {torch} (as the grader)"
+    other = version_line(pins, {"numpy": "1.26.4", "torch": torch})
+    assert other.startswith(f"WARNING: the grader runs numpy {numpy};") and "numpy 1.26.4" in other and "\n" not in other
+    assert f"torch {torch} not installed" not in version_line(pins, {"numpy": numpy, "torch": None})
+    assert "torch not installed" in version_line(pins, {"numpy": numpy, "torch": None})
+    fix = version_line(pins, {"numpy": numpy, "torch": "0.0.1"}).split("(")[-1]  # the command it suggests
+    assert fix == f"pip install {torch_install(pins)})" and TORCH_CPU_INDEX in fix  # torch's CPU build, never PyPI's
 
 
 def test_kit_pytest_header_names_versions_and_warns_on_a_mismatch(released, tmp_path):

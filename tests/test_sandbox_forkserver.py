@@ -19,7 +19,7 @@ from grader.sandbox import launcher
 from grader.sandbox.launcher import Sandbox, SandboxLimits, Worker, WorkerError
 
 LIMITS = SandboxLimits(time_limit_s=20, memory_limit_mb=1024, forbidden_imports=("torch",), forbidden_calls=("numpy.convolve",))
-MODES = [m for m in ("bwrap", "landlock") if launcher.isolation_available(m)]
+MODES = [m for m in ("bwrap", "landlock", "uid") if launcher.isolation_available(m)]
 pytestmark = pytest.mark.skipif(not MODES, reason="no sandbox available on this machine")
 
 SOURCE = '''

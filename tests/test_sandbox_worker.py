@@ -11,7 +11,7 @@ from grader.sandbox import isolation, launcher
 from grader.sandbox_runtime import landlock
 from grader.sandbox.launcher import Build, SandboxLimits, Worker, WorkerError
 
-MODES = [m for m in ("bwrap", "landlock") if launcher.isolation_available(m)]
+MODES = [m for m in ("bwrap", "landlock", "uid") if launcher.isolation_available(m)]
 LIMITS = SandboxLimits(time_limit_s=30, memory_limit_mb=1024, forbidden_imports=("torch", "scipy.signal"),
                        forbidden_calls=("numpy.convolve",))
 
@@ -112,7 +112,9 @@ def test_output_is_captured_and_never_parsed(tmp_path, mode):
 def test_isolation_is_named_and_the_student_dir_is_checked(tmp_path, mode):
     sub = write(tmp_path, {"echo.py": ECHO})
     with Worker(sub, limits=LIMITS, mode=mode) as w:
-        assert w.isolation == {"bwrap": "bubblewrap+seccomp+rlimits", "landlock": "landlock+seccomp+rlimits"}[mode]
+        assert w.isolation == {"bwrap": "bubblewrap+seccomp+rlimits", "landlock": "landlock+seccomp+rlimits",
+                               "uid": "uid+landlock+seccomp+rlimits" if landlock.abi_version() >= 1
+                               else "uid+seccomp+rlimits"}[mode]
         assert 0 < w.remaining_s <= 30
     with pytest.raises(WorkerError, match="does not exist"):
         Worker(tmp_path / "missing", limits=LIMITS, mode=mode).start()
@@ -131,15 +133,22 @@ def test_isolation_choice_and_refusal(tmp_path, monkeypatch):
         assert w.call("echo", "echo", [1]).value == [[1], {}]
     monkeypatch.setenv("GRADER_ISOLATION", "auto")
     monkeypatch.setattr(isolation, "_bwrap_problem", lambda: "no user namespaces")
+    monkeypatch.setattr(isolation, "_uid_problem", lambda: None)
+    assert launcher.choose_mode() == "uid"  # root without namespaces: a uid of its own comes before Landlock
+    monkeypatch.setattr(isolation, "_uid_problem", lambda: "not root")
     if landlock.abi_version() >= 1:
         assert launcher.choose_mode() == "landlock"
         assert launcher.isolation_available() == "landlock+seccomp+rlimits"
     monkeypatch.setattr(isolation, "_landlock_problem", lambda: "no Landlock")
-    with pytest.raises(WorkerError, match="no user namespaces; no Landlock"):
+    with pytest.raises(isolation.NoIsolation, match="bwrap: no user namespaces; uid: not root; landlock: no Landlock"):
         launcher.choose_mode()
     assert launcher.isolation_available() is None
     assert launcher.choose_mode(allow_unsandboxed=True) == "none"
-    with pytest.raises(WorkerError, match="no sandbox is available"):
+    with pytest.raises(isolation.NoIsolation, match="graded nothing .this is not the student's fault") as refused:
+        Worker(sub, limits=LIMITS).start()
+    assert isinstance(refused.value, WorkerError) and "run the grader as root" in str(refused.value)
+    monkeypatch.setenv("GRADER_ISOLATION", "uid")
+    with pytest.raises(isolation.NoIsolation, match="GRADER_ISOLATION=uid: not root"):
         Worker(sub, limits=LIMITS).start()
 
 

@@ -63,7 +63,9 @@ class PoolBackend:
         self._pool: Any = None
 
     def threads(self) -> int:
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        from ..resources import available_cpus
+
+        return max(1, available_cpus() // self.workers)
 
     def _start(self) -> Any:
         import multiprocessing

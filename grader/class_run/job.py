@@ -27,12 +27,17 @@ def _course_from(course_json: str) -> Course:
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Grade one student's exercises from the module bytes in ``job``; returns plain JSON.
 
-    Runs in a pool process or on a Dask worker: writes the files into a fresh temporary folder,
+    Runs in a pool process or on a Dask worker: writes the files into a fresh temporary folder (under the
+    run's temporary root ``job["tmp_root"]`` when this machine has it, else the system's),
     grades them with :func:`grader.grade.grade_submission` (one sandbox per exercise) and removes
     the folder. A failure of the grader itself comes back as ``{"ok": False, "error": ...}``.
     """
     started = time.monotonic()
     base = {"student": job["student"], "build": grader_build(), "host": socket.gethostname(), "pid": os.getpid()}
+    root = job.get("tmp_root")
+    saved_tempdir = tempfile.tempdir
+    if root and os.path.isdir(root):  # the run's temporary root, where it can be reached (not on a remote worker)
+        tempfile.tempdir = root        # the job folder, the workspace and the sandboxes' copies all go there
     tmp = Path(tempfile.mkdtemp(prefix="grade-all-"))
     try:
         from ..grade import grade_submission
@@ -53,4 +58,5 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         return {**base, "ok": False, "error": f"{type(exc).__name__}: {exc}", "wall_s": time.monotonic() - started}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        tempfile.tempdir = saved_tempdir
 

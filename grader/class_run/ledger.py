@@ -18,6 +18,7 @@ from ..exports import StudentKeys
 from ..fingerprint import grader_build
 from ..gradebook import Gradebook, now
 from .discovery import StudentSubmission
+from ..report import NOT_GRADED
 from .reading import NO_SANDBOX, StudentPlan, error_result, read_submission
 
 
@@ -36,6 +37,7 @@ class RunSummary:
     workers: int = 0
     notes: list[str] = field(default_factory=list)
     class_keys: list[StudentKeys] = field(default_factory=list)  # the current class, for exports and the table
+    export_failures: dict[str, str] = field(default_factory=dict)  # student -> why their pages were not written
 
 
 @dataclass
@@ -52,10 +54,11 @@ class ClassRun:
 
     def __init__(self, course: Course, exercises: list[Exercise], gb: Gradebook, summary: RunSummary, *,
                  force: bool = False, allow_unsandboxed: bool = False,
-                 on_student: Callable[[str, bool], None] | None = None) -> None:
+                 on_student: Callable[[str, bool], None] | None = None, regrade: Iterable[str] = ()) -> None:
         self.course, self.exercises = course, exercises
         self.gb, self.summary, self.run_id = gb, summary, summary.run_id
         self.force, self.allow_unsandboxed = force, allow_unsandboxed
+        self.regrade = frozenset(regrade)              # students regraded as with --force, and only they
         self.on_student = on_student                   # (student, failed) once per student settled
         self.build = grader_build()
         self.plans: dict[str, StudentPlan] = {}
@@ -67,14 +70,19 @@ class ClassRun:
 
     # -- planning --------------------------------------------------------------------------
     def _needs(self, plan: StudentPlan) -> dict[str, str]:
-        rows = {} if self.force else self.gb.rows(plan.student)
+        rows = {} if self._fresh(plan.student) else self.gb.rows(plan.student)
         needs = {}
         for ex in self.exercises:
             key = plan.keys[ex.id].cache_key
             row = rows.get(ex.id)
-            if row is None or row.cache_key != key or row.content_hash != plan.content_hash:
+            if row is None or row.cache_key != key or row.content_hash != plan.content_hash \
+                    or row.status == NOT_GRADED:  # never up to date: the same command grades it again
                 needs[ex.id] = key
         return needs
+
+    def _fresh(self, student: str) -> bool:
+        """Regrade this student whatever is recorded or cached (``--force``, ``--regrade``)."""
+        return self.force or student in self.regrade
 
     def plan(self, subs: list[StudentSubmission]) -> list[dict[str, Any]]:
         """Read every submission, record what needs no grading, and return the jobs."""
@@ -105,8 +113,8 @@ class ClassRun:
             for ex_id, key in needs.items():
                 if key in self.available or key in self.owner:
                     continue
-                hit = None if self.force else self.gb.cached(key)
-                if hit is not None:
+                hit = None if self._fresh(plan.student) else self.gb.cached(key)
+                if hit is not None and hit.result.get("status") != NOT_GRADED:
                     self.available[key] = _Available(hit.result, hit.isolation, hit.graded_at, hit.graded_by, False)
                     continue
                 self.owner[key] = plan.student
@@ -137,6 +145,8 @@ class ClassRun:
     def _store(self, keys: Iterable[str]) -> None:
         for key in keys:
             a = self.available[key]
+            if a.result.get("status") == NOT_GRADED:  # never cached: no later run may reuse it
+                continue
             self.gb.store_result(self.run_id, key, a.result, a.isolation, a.graded_by, a.graded_at)
             self.summary.graded += 1
 

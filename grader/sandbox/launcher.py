@@ -18,12 +18,16 @@ One :class:`Worker` per exercise::
 
 ``Worker(student_dir, limits=limits)`` without a sandbox starts a private one, closed with the worker.
 
-Isolation modes, best first (``GRADER_ISOLATION=bwrap|landlock|none|auto`` forces one):
+Isolation modes, best first (``GRADER_ISOLATION=bwrap|uid|landlock|none|auto`` forces one):
 
 * ``bwrap`` - bubblewrap namespaces and filesystem view (:mod:`bwrap`) around the sandbox, plus seccomp
   and rlimits applied by each worker itself; a worker's process group is killed at its end, the whole
   PID namespace at the sandbox's.
-* ``landlock`` - when user namespaces are unavailable: Landlock restricts reads to the system trees
+* ``uid`` - root without user namespaces (a Docker or Kubernetes container): the sandbox's fork server
+  and workers run under a uid/gid leased for that sandbox alone, with the grader's secrets unreadable to
+  it (:mod:`uidmode`), seccomp, rlimits, no-new-privs, undumpable, and Landlock with the grants below
+  where the kernel has it.
+* ``landlock`` - when user namespaces are unavailable (and not root): Landlock restricts reads to the system trees
   and the Python installation without any site directory, the allowed packages (without forbidden
   subpackages), the student copy and the runtime; writes to a scratch directory; signals to the
   worker's own domain (each worker applies it to itself); plus seccomp and rlimits; a killed process
@@ -186,12 +190,18 @@ class Worker:
         self.applied = applied if isinstance(applied, dict) else {}
         if self.mode != "none" and self.applied.get("uid") == 0 and self.mode == "bwrap":
             raise WorkerError("the sandboxed worker runs as root; refusing")
+        if self.mode == "uid" and (self.applied.get("uid") != self._sandbox.uid or not self.applied.get("seccomp")):
+            raise WorkerError(f"the uid sandbox's worker runs as uid {self.applied.get('uid')} (expected "
+                              f"{self._sandbox.uid}) or without its seccomp filter; refusing")
 
     # -------------------------------------------------------------- requests
     def call(self, module: str, function: str, args: list | tuple = (), kwargs: dict | None = None,
-             *, check_mutation: bool = True) -> CallResult:
-        """Call ``<package>.<module>.<function>(*args, **kwargs)`` in the worker."""
+             *, check_mutation: bool = True, watch: list | None = None) -> CallResult:
+        """Call ``<package>.<module>.<function>(*args, **kwargs)`` in the worker; ``watch`` (``[(module, function)]``:
+        the student's own helpers) asks it to report their calls during this one (``CallResult.helpers``)."""
         meta = {"op": "call", "module": module, "function": function, "check_mutation": check_mutation}
+        if watch:
+            meta["watch"] = [[str(m), str(f)] for m, f in watch]
         return self._request(meta, (list(args), dict(kwargs or {})))
 
     def import_module(self, module: str) -> CallResult:

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from . import seccomp_filter
+from .isolation import uid_landlock
 from .view import SYSTEM_TREES, PythonView, visible_packages
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def worker_config(lim: SandboxLimits, mode: str, package: str, view: PythonView,
                                  *(os.path.realpath(v) for v in view.visible)}),
         "landlock": None,
     }
-    if mode == "landlock":
+    if mode == "landlock" or (mode == "uid" and uid_landlock()):  # the uid mode: Landlock on top where it exists
         cfg["landlock"] = {"read": list(landlock_reads(view, student_root, runtime_root)), "write": [scratch, "/dev/null"]}
     return cfg
 

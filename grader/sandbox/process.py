@@ -13,6 +13,7 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from .uidmode import Lease
 from .workspace import WorkerDir
 
 __all__ = ["Capture", "Namespace", "finalize", "kill_quietly", "killpg_quietly", "popen"]
@@ -122,8 +123,10 @@ class Namespace:
             self.pidfd = None
 
 
-def finalize(proc: subprocess.Popen | None, pgid: int | None, ns: Namespace, ws: WorkerDir | None) -> None:
-    """Kill everything a worker started and remove its workspace (also runs at interpreter exit)."""
+def finalize(proc: subprocess.Popen | None, pgid: int | None, ns: Namespace, ws: WorkerDir | None,
+             lease: Lease | None = None) -> None:
+    """Kill everything a worker started, remove its workspace and give its uid back (also runs at
+    interpreter exit)."""
     ns.kill()
     killpg_quietly(pgid)
     if proc is not None:
@@ -136,3 +139,5 @@ def finalize(proc: subprocess.Popen | None, pgid: int | None, ns: Namespace, ws:
     ns.close()
     if ws is not None:
         ws.remove()
+    if lease is not None:
+        lease.release()  # every process the uid still runs is killed, its files in /tmp removed

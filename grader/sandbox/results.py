@@ -1,6 +1,9 @@
 """What a worker call returns: :class:`CallResult`, its :class:`ErrorInfo`, and their checked
 conversion from the worker's (untrusted) result frames, including the forbidden-act records.
 
+Every string of a frame is student text (:mod:`grader.text`): it is made safe and clipped here, the one
+place where the trusted side turns a worker's frames into results, whatever the sandbox side did.
+
 Statuses: ``ok``, ``error``, ``not_implemented``, ``memory`` (reported by the worker) and ``timeout``,
 ``crashed``, ``forbidden``, ``protocol`` (decided by the grader).
 """
@@ -11,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..sandbox_runtime import wire
+from ..text import ERROR_MESSAGE_CHARS, TRACEBACK_CHARS, student_text, student_value
 
-__all__ = ["STATUSES", "CallResult", "ErrorInfo", "Violations", "death_cause", "error_info", "to_result"]
+__all__ = ["STATUSES", "CallResult", "ErrorInfo", "Violations", "death_cause", "error_info", "maybe_not_the_student",
+           "to_result"]
 STATUSES = ("ok", "error", "not_implemented", "memory", "timeout", "crashed", "forbidden", "protocol")
 _WORKER_STATUSES = frozenset({"ok", "error", "not_implemented", "memory"})
 
@@ -39,6 +44,9 @@ class CallResult:
     mutated: tuple[str, ...] = ()  # input arrays the student function modified in place (paths like "args[0]")
     violations: tuple[str, ...] = ()  # what was forbidden, readable (see Worker.violation_records)
     compute_s: float | None = None  # the student code's own time, as the worker measured it (untrusted)
+    #: The student's own helper calls during this call, as the worker recorded them: untrusted plain JSON
+    #: (at most 16 objects), validated by grader.suites.helper_calls before any use.
+    helpers: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -61,7 +69,7 @@ class Violations:
         for v in items[:100]:
             if not isinstance(v, dict):
                 raise wire.WireError("a violation must be an object")
-            clean = {k: str(v.get(k, ""))[:500] for k in ("kind", "name", "detail")}
+            clean = {k: student_text(str(v.get(k, "")), 500) for k in ("kind", "name", "detail")}
             if clean not in self.records and len(self.records) < 100:
                 self.records.append(clean)
 
@@ -92,9 +100,12 @@ def to_result(frame: wire.Frame, duration: float, violations: Violations) -> Cal
     if status != "ok":
         error = error_info(meta.get("error"))
     compute = meta.get("duration_s")
+    helpers = meta.get("helpers", [])
     compute = float(compute) if type(compute) in (int, float) and 0 <= compute <= duration else None
-    return CallResult(status=status, value=frame.value if status == "ok" else None, error=error,
-                      duration_s=duration, mutated=tuple(m[:200] for m in mutated[:100]), compute_s=compute)
+    return CallResult(status=status, value=student_value(frame.value) if status == "ok" else None, error=error,
+                      duration_s=duration, mutated=tuple(student_text(m, 200) for m in mutated[:100]),
+                      compute_s=compute,
+                      helpers=tuple(student_value(h) for h in helpers[:16] if isinstance(h, dict)) if isinstance(helpers, list) else ())
 
 
 def error_info(raw: Any) -> ErrorInfo:
@@ -104,13 +115,14 @@ def error_info(raw: Any) -> ErrorInfo:
 
     def s(key: str, limit: int) -> str:
         v = raw.get(key, "")
-        return v[:limit] if isinstance(v, str) else ""
+        return student_text(v, limit) if isinstance(v, str) else ""
 
     def i(key: str) -> int | None:
         v = raw.get(key)
         return v if type(v) is int else None
 
-    return ErrorInfo(type=s("type", 100) or "Error", message=s("message", 2000), traceback=s("traceback", 4000),
+    return ErrorInfo(type=s("type", 100) or "Error", message=s("message", ERROR_MESSAGE_CHARS),
+                     traceback=s("traceback", TRACEBACK_CHARS),
                      lineno=i("lineno"), filename=s("filename", 300) or None, offset=i("offset"),
                      text=s("text", 300) or None)
 
@@ -128,3 +140,16 @@ def death_cause(rc: int | None) -> tuple[str, ErrorInfo]:
     code = "unknown" if rc is None else str(rc)
     return "crashed", ErrorInfo("WorkerExited", f"the worker exited during the call (exit status {code}); "
                                                 "did the code call os._exit or close the grader's pipes?")
+
+
+#: Signals that a process does not get from its own faults: sent by the OOM killer, an operator or the
+#: host (the grader's own kills end a worker as ``timeout`` or ``closed``, never through :func:`death_cause`).
+EXTERNAL_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def maybe_not_the_student(message: str) -> bool:
+    """True when :func:`death_cause`'s ``message`` may describe a death the student's code did not cause:
+    a signal from outside (:data:`EXTERNAL_SIGNALS`), or an end nobody reported (the sandbox vanished).
+    A segfault, an abort or an exit status is the code's own."""
+    return (any(message.startswith(f"the worker was killed by {s.name}") for s in EXTERNAL_SIGNALS)
+            or "(exit status unknown)" in message)

@@ -1,4 +1,4 @@
-"""One sandbox per submission and view: bubblewrap (or Landlock) around a fork server.
+"""One sandbox per submission and view: bubblewrap (or a uid of its own, or Landlock) around a fork server.
 
 A :class:`Sandbox` lays out one :class:`~.workspace.WorkerDir` (the student's files and the worker
 runtime), starts :mod:`grader.sandbox_runtime.zygote` inside the isolation :mod:`.isolation` chose,
@@ -7,10 +7,18 @@ and forks a fresh worker process per exercise (:meth:`Sandbox.fork`). The server
 worker is a new process that confines itself (rlimits, Landlock, seccomp, guard) before it reads a
 student file, and its end costs no other exercise. A sandbox serves one submission only: it is never
 shared between two students. Closing it kills everything inside (the PID namespace under bwrap,
-the server and, by their death signal, its workers under Landlock) and removes its directory.
+the server and, by their death signal, its workers under Landlock; every process of its uid in the uid
+mode) and removes its directory.
+
+In the ``uid`` mode (root without namespaces: :mod:`.uidmode`) the server runs under a uid/gid leased
+for this sandbox alone (no supplementary groups); its directory is ``root:<gid> 0750`` with the
+student's copy and the runtime root's and read-only, its scratch the uid's (0700); the student's files
+are always copied there (a prepared workspace is root's own, unreadable to the uid), and the grader's
+secrets are made unreadable to other users before the server starts.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -24,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import bwrap as bw
+from . import uidmode
 from .channel import Channel, grow_pipe
-from .isolation import WorkerError, bwrap_settings, choose_mode
+from .isolation import WorkerError, bwrap_settings, choose_mode, uid_landlock
 from .policy import SandboxLimits, preload, worker_env
 from .process import Capture, Namespace, finalize, kill_quietly, killpg_quietly, popen
 from .view import PythonView, linked_view, python_view
@@ -88,6 +97,12 @@ class Sandbox:
         self._exits: dict[str, int | None] = {}
         self._reader: threading.Thread | None = None
         self._finalizer = None
+        self._lease: uidmode.Lease | None = None
+
+    @property
+    def uid(self) -> int | None:
+        """The uid the server and its workers run as (the ``uid`` mode), else None."""
+        return self._lease.uid if self._lease is not None else None
 
     # ------------------------------------------------------------------ start
     def __enter__(self) -> "Sandbox":
@@ -103,8 +118,11 @@ class Sandbox:
             return
         self.mode = choose_mode(self._requested, self.limits.allow_unsandboxed)
         try:
-            self._ws = create_worker_dir(self.student_dir, self.package, self.prepared)
+            if self.mode == "uid":
+                self._lease = uidmode.lease()
+            self._ws = create_worker_dir(self.student_dir, self.package, self.prepared and self.mode != "uid")
         except (WorkerDirError, OSError) as e:
+            self._release()
             raise WorkerError(str(e)) from None
         try:
             self._spawn()
@@ -120,8 +138,13 @@ class Sandbox:
         else:
             self.student_root, self.runtime_root = str(self._ws.student), str(self._ws.runtime)
             self.scratch = tmp = str(self._ws.scratch)
+            if self.mode == "uid":  # links straight to the real entries: the uid may not reach a venv's own links
+                view = dataclasses.replace(view, visible=tuple(os.path.realpath(v) for v in view.visible))
             view = linked_view(view, self._ws.root / "site")
         self.view = view
+        user = {}
+        if self.mode == "uid":
+            user = self._hand_to_uid(view)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         boot = (f"import sys; sys.path.insert(0, {self.runtime_root!r}); "
                 f"from {RUNTIME_PACKAGE}.zygote import main; del sys.path[0]; main()")
@@ -144,7 +167,7 @@ class Sandbox:
         err_r, err_w = os.pipe()
         try:
             self._proc = popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=pass_fds,
-                               env=popen_env, cwd=cwd, start_new_session=True)
+                               env=popen_env, cwd=cwd, start_new_session=True, **user)
         except OSError as e:
             ours.close()
             for fd in (out_r, err_r):
@@ -160,10 +183,33 @@ class Sandbox:
         self._out, self._err = Capture(out_r, limit), Capture(err_r, limit)
         self._out.start()
         self._err.start()
-        self._finalizer = weakref.finalize(self, finalize, self._proc, self._proc.pid, self._ns, self._ws)
+        self._finalizer = weakref.finalize(self, finalize, self._proc, self._proc.pid, self._ns, self._ws, self._lease)
         self._send({"op": "init", "sys_path": list(view.sys_path), "preload": preload(lim), "scratch": self.scratch})
         self._reader = threading.Thread(target=self._read_messages, daemon=True)
         self._reader.start()
+
+    def _hand_to_uid(self, view: PythonView) -> dict:
+        """The uid mode: lock the grader's secrets, open the sandbox's directory to the leased uid alone;
+        the ``Popen`` arguments that start the server as that uid."""
+        ws, uid, gid = self._ws, self._lease.uid, self._lease.gid
+        keep = [view.executable, *view.stdlib, *view.visible, *(os.path.realpath(v) for v in view.visible),
+                str(ws.root)]
+        try:
+            uidmode.lock_secrets(keep)
+            if not uid_landlock():  # Landlock's grants make the view where the kernel has it; else ACLs do
+                self._lease.hide(uidmode.hidden_paths(view))
+            os.chown(ws.root, 0, gid)
+            os.chmod(ws.root, 0o750)
+            os.chown(ws.scratch, uid, gid)
+            os.chmod(ws.scratch, 0o700)
+        except OSError as e:
+            raise WorkerError(f"cannot prepare the uid sandbox (without Landlock it needs POSIX ACLs on the Python "
+                              f"installation): {e}") from None
+        return {"user": uid, "group": gid, "extra_groups": []}
+
+    def _release(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
 
     # ------------------------------------------------------------------ the control socket
     def _send(self, msg: dict, fds: list[int] = ()) -> bool:
@@ -299,8 +345,10 @@ class Sandbox:
             self._info_r = None
         if self._finalizer is not None:
             self._finalizer()
-        elif self._ws is not None:
-            self._ws.remove()
+        else:
+            if self._ws is not None:
+                self._ws.remove()
+            self._release()
         with self._cond:
             self._state = "gone"
             self._cond.notify_all()

@@ -6,8 +6,9 @@ grader only captures, never parses. Start-up, before any student file is read:
 
 1. read the ``init`` frame (limits, paths, forbidden lists) - no numpy yet, so no threads yet;
 2. die with the parent, close stray fds, set rlimits (address space, CPU, processes, file size,
-   open files, no core), drop every capability if running as root (Landlock mode), apply Landlock
-   (fallback mode) and the seccomp filter (all threads);
+   open files, no core), drop every capability if running as root (Landlock mode) -- or, in the uid
+   mode, refuse to go on as root --, apply Landlock (Landlock mode; uid mode where the kernel has it)
+   and the seccomp filter (all threads);
 3. set ``sys.path`` to the allowed packages and the student's directory; import numpy (and torch
    for torch exercises); install the :class:`guard.Guard`;
 4. answer ``ready`` with what was actually applied.
@@ -23,9 +24,13 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 from . import wire
 
+#: numpy deprecations raised as errors in the worker: a copy of coursekit.pins.NUMPY_ERRORS, which the
+#: sandbox cannot import (tests/test_pins.py checks that the two agree).
+NUMPY_ERRORS = ("Conversion of an array with ndim > 0 to a scalar",)
 _ERRORS_MAX = {"message": 2000, "traceback": 4000, "text": 300}
 
 
@@ -90,6 +95,7 @@ class RequestLoop:
         self._lock = threading.RLock()
         self.guard = None
         self.applied: dict = {}
+        self.helper_calls: list = []  # the request's student helper calls (HelperRecorder)
 
     # ------------------------------------------------------------------ start-up
     def confine(self) -> None:
@@ -101,6 +107,8 @@ class RequestLoop:
             os._exit(70)
         _close_other_fds({0, 1, 2, self.req_fd, self.res_fd})
         _set_rlimits(cfg.get("rlimits", {}))
+        if cfg.get("mode") == "uid" and 0 in (os.getuid(), os.geteuid(), os.getgid(), os.getegid()):
+            raise PermissionError("the uid mode's worker must not run as root")
         if os.geteuid() == 0:
             self.applied["caps_dropped"] = _drop_capabilities()
         self.applied["rlimits"] = bool(cfg.get("rlimits"))
@@ -128,6 +136,8 @@ class RequestLoop:
             __import__(name)
         if "torch" in cfg.get("preload", []):
             __import__(f"{__package__}.torch_ops")
+        for message in NUMPY_ERRORS:  # numpy 2.4's errors under the pinned numpy 2.2.6 (which only warns)
+            warnings.filterwarnings("error", message=message, category=DeprecationWarning)
         marks["preloaded"] = time.perf_counter()
         from .guard import Guard
 
@@ -172,6 +182,7 @@ class RequestLoop:
         meta = frame.meta
         t0 = time.perf_counter()
         status, value, error, extra = "ok", None, None, {}
+        self.helper_calls = []
         try:
             value, extra = self._run(op, meta, frame.value)
         except NotImplementedError as e:
@@ -186,6 +197,8 @@ class RequestLoop:
         self._flush_student_output()
         self.guard.check()
         result = {"status": status, "duration_s": duration, "violations": self.guard.violations, **extra}
+        if self.helper_calls and "helpers" not in result:  # the call raised: its helper calls still tell where
+            result["helpers"] = self.helper_calls
         chunks = None
         if error is None:
             try:
@@ -210,7 +223,7 @@ class RequestLoop:
         if op == "call":
             args, kwargs = value
             return self._call(meta["module"], meta["function"], list(args), dict(kwargs),
-                              meta.get("check_mutation", True))
+                              meta.get("check_mutation", True), meta.get("watch") or [])
         if op == "import":
             self._load(meta["module"])
             return None, {}
@@ -234,15 +247,19 @@ class RequestLoop:
             raise ValueError(f"bad module name {module!r}")
         return importlib.import_module(f"{self.package}.{module}")
 
-    def _call(self, module: str, function: str, args: list, kwargs: dict, check_mutation: bool):
+    def _call(self, module: str, function: str, args: list, kwargs: dict, check_mutation: bool, watch: list = ()):
         mod = self._load(module)
         fn = mod.__dict__.get(function)
         if not callable(fn):
             raise _MissingFunction(f"{self.package}/{module}.py defines no function {function!r}")
         args, kwargs = _build(mod, args), _build(mod, kwargs)
         before = _snapshot(args, kwargs) if check_mutation else None
-        value = fn(*args, **kwargs)
         extra = {}
+        with HelperRecorder(self, watch) as recorder:
+            try:
+                value = fn(*args, **kwargs)
+            finally:
+                extra["helpers"] = recorder.calls
         if before is not None:
             extra["mutated"] = _mutated(before, args, kwargs)
         return value, extra
@@ -289,6 +306,115 @@ class RequestLoop:
                 stream.flush()
             except BaseException:  # noqa: BLE001
                 pass
+
+
+#: What the worker reports of the student's own helper calls during one request (see HelperRecorder).
+HELPER_CALLS_MAX = 16
+HELPER_ARRAY_MAX = 20_000
+HELPER_VALUES_MAX = 60_000  # all arrays of one request's records together
+
+
+class HelperRecorder:
+    """While one request runs, records the calls of the student's own helper functions (``watch``:
+    ``[[module, function], ...]``, the exercises in course.yml ``depends_on``), with their arguments and
+    answers clipped to plain JSON data (arrays up to :data:`HELPER_ARRAY_MAX` values). Every reference to
+    the helper in the student's loaded modules is wrapped for the call and restored after it; a helper the
+    student's code does not call (a convolution that pads by itself) leaves no record."""
+
+    def __init__(self, loop: "RequestLoop", watch: list):
+        self.loop, self.watch = loop, watch
+        self.calls: list = loop.helper_calls
+        self._patched: list = []
+
+    def __enter__(self) -> "HelperRecorder":
+        wanted = {}
+        for item in self.watch[:8]:
+            if type(item) is not list or len(item) != 2 or not all(type(x) is str and x.isidentifier() for x in item):
+                continue
+            try:
+                helper = self.loop._load(item[0]).__dict__.get(item[1])
+            except BaseException:  # noqa: BLE001  a helper module that does not import: nothing to record
+                continue
+            if callable(helper):
+                wanted[id(helper)] = (item[1], helper, self._wrap(item[1], helper))
+        if not wanted:
+            return self
+        prefix = self.loop.package + "."
+        for name, module in list(sys.modules.items()):
+            if type(name) is not str or not (name == self.loop.package or name.startswith(prefix)) or module is None:
+                continue
+            try:
+                space = object.__getattribute__(module, "__dict__")
+                if type(space) is not dict:
+                    continue
+                for attr, value in list(space.items()):
+                    hit = wanted.get(id(value))
+                    if hit is not None and value is hit[1]:
+                        space[attr] = hit[2]
+                        self._patched.append((space, attr, value))
+            except BaseException:  # noqa: BLE001  a strange module object: its calls go unrecorded
+                continue
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for space, attr, value in reversed(self._patched):
+            space[attr] = value
+        self._patched.clear()
+
+    def _wrap(self, function: str, helper):
+        calls = self.calls
+        budget = [HELPER_VALUES_MAX]
+
+        def plain(value):
+            try:
+                return _plain(value, budget)
+            except BaseException:  # noqa: BLE001  recording never changes what the student's code does
+                return {"obj": "?"}
+
+        def recorded(*args, **kwargs):
+            entry = None
+            if len(calls) < HELPER_CALLS_MAX:
+                entry = {"function": function, "args": [plain(a) for a in args[:6]],
+                         "kwargs": {str(k)[:40]: plain(v) for k, v in list(kwargs.items())[:6]}}
+                calls.append(entry)
+            try:
+                value = helper(*args, **kwargs)
+            except BaseException as e:
+                if entry is not None:
+                    entry["raised"] = type(e).__name__[:100]
+                raise
+            if entry is not None:
+                entry["value"] = plain(value)
+            return value
+
+        recorded.__name__ = getattr(helper, "__name__", function)
+        recorded.__wrapped__ = helper
+        return recorded
+
+
+def _plain(value, budget: list, depth: int = 0):
+    """A clipped plain-JSON form of a helper's argument or answer: arrays as ``{"nd": [dtype, shape, values]}``
+    while ``budget[0]`` values remain, else ``{"big": [dtype, shape]}``."""
+    import numpy as np
+
+    t = type(value)
+    if t in (bool, float) or value is None:
+        return value
+    if t is str:
+        return value[:200]
+    if t is int:
+        return value if -2**53 < value < 2**53 else {"obj": "int"}
+    if t.__module__ == "numpy" and isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return {"np": [value.dtype.str, value.item()]}
+    if t is np.ndarray and value.dtype.kind in "biuf":
+        if value.size > min(HELPER_ARRAY_MAX, budget[0]):
+            return {"big": [value.dtype.str, list(value.shape)]}
+        budget[0] -= value.size
+        return {"nd": [value.dtype.str, list(value.shape), value.reshape(-1).tolist()]}
+    if t in (tuple, list) and depth < 3:
+        items = [_plain(v, budget, depth + 1) for v in value[:16]]
+        return {"t": items} if t is tuple else items
+    return {"obj": t.__name__[:60]}
 
 
 class _MissingFunction(AttributeError):

@@ -19,6 +19,8 @@ with one, every submission meets the same cases.
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -33,6 +35,51 @@ if TYPE_CHECKING:
     from .context import Context
 
 
+#: Concepts that do not show that a function computes anything: the inputs left untouched, the errors
+#: raised on impossible input, the output shape alone. ``no_mutation`` is credited only to a function that
+#: earns some other concept (:func:`require_a_computing_concept`), so that garbage earns nothing.
+NOT_COMPUTING = frozenset({"no_mutation", "errors", "shape"})
+
+#: Per grading context (one exercise's run): the concepts of which a check earned points so far.
+_earned: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+_earned_lock = threading.Lock()  # exercises are graded in parallel threads, each with its own context
+
+
+def _recording(run: Callable[["Context"], float | None], concept: str) -> Callable[["Context"], float | None]:
+    """``run``, noting in :data:`_earned` that ``concept`` earned points when the check passes or earns a share."""
+
+    def recorded(ctx: "Context") -> float | None:
+        share = run(ctx)
+        if share is None or share > 0:
+            with _earned_lock, contextlib.suppress(TypeError):  # TypeError: a stand-in context with no weak reference
+                _earned.setdefault(ctx, set()).add(concept)
+        return share
+
+    recorded.__wrapped__ = run  # type: ignore[attr-defined]
+    return recorded
+
+
+def earned_concepts(ctx: "Context") -> set[str]:
+    """The concepts of which a check earned points so far in this grading context."""
+    with _earned_lock, contextlib.suppress(TypeError):
+        return set(_earned.get(ctx, set()))
+    return set()
+
+
+def require_a_computing_concept(ctx: "Context", what: str) -> None:
+    """Raise :class:`Fail` unless the function earned a concept that shows it computes something.
+
+    The no-mutation concept runs last and calls this: a function that leaves its inputs untouched keeps
+    that concept's points whatever else is wrong, as long as it earns one other concept of its own
+    (one mistake costs one concept); an answer that earns nothing else (garbage, zeros of the right
+    shape, a constant) earns nothing here either.
+    """
+    if earned_concepts(ctx) - NOT_COMPUTING:
+        return
+    raise Fail(f"{what}: your function leaves its inputs untouched, but that is credited only once it earns another "
+               f"concept of this exercise (a right answer on one of the other checks), and it earns none yet")
+
+
 @dataclass
 class Check:
     name: str
@@ -41,6 +88,12 @@ class Check:
     run: Callable[["Context"], float | None]
     #: The concept the check grades (course.yml ``concepts``); its points are shared by the concept's checks.
     concept: str = ""
+    #: The features its cases may switch on (:mod:`.features`): a check named after a feature varies that
+    #: feature alone; "combined" checks declare ``ANY``.
+    varies: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.run = _recording(self.run, self.concept)
 
 
 @dataclass
@@ -59,15 +112,26 @@ class Suite:
             per_concept[c.concept] = per_concept.get(c.concept, 0.0) + c.weight
         return [concepts.get(c.concept, 0.0) * c.weight / per_concept[c.concept] for c in self.checks]
 
-    def check(self, name: str, weight: float = 1.0, concept: str = ""):
+    def check(self, name: str, weight: float = 1.0, concept: str = "", varies: tuple[str, ...] = ()):
+        """Register a fixed check; ``varies``: the features (:mod:`.features`) its cases switch on."""
+
         def deco(fn: Callable[["Context"], None]):
-            self.checks.append(Check(name, weight, fn, concept))
+            self.checks.append(Check(name, weight, fn, concept, frozenset(varies)))
+            return fn
+
+        return deco
+
+    def varies(self, *features: str):
+        """Declare the features of the check registered just before (put it above ``@property_check``)."""
+
+        def deco(fn: Callable[..., Any]):
+            self.checks[-1].varies = frozenset(features)
             return fn
 
         return deco
 
     def property(self, name: str, strategy: st.SearchStrategy, weight: float = 1.0, max_examples: int = 60,
-                 concept: str = ""):
+                 concept: str = "", varies: tuple[str, ...] = ()):
         """A check that searches ``strategy`` for a case the student's code gets wrong.
 
         The decorated function takes ``(ctx, case)`` and raises :class:`Fail` for a wrong answer.
@@ -78,7 +142,7 @@ class Suite:
             def run(ctx: "Context") -> None:
                 search_property(ctx, strategy, fn, max_examples, key=f"{self.exercise_id}/{name}")
 
-            self.checks.append(Check(name, weight, run, concept))
+            self.checks.append(Check(name, weight, run, concept, frozenset(varies)))
             return fn
 
         return deco

@@ -146,3 +146,47 @@ def pool_cases(dtypes: tuple[str, ...] = DTYPES, ties: bool = False) -> st.Searc
         )
 
     return build()
+
+
+#: Input arrays whose 2-D slices fit in this many rows and columns are listed as numbers in the case.
+SMALL_SIDE = 8
+#: At most this many 2-D slices of one input are listed (the first ones).
+SMALL_SLICES = 4
+
+
+def _slice_lines(name: str, array: np.ndarray) -> list[str]:
+    if array.ndim < 2:
+        array = array.reshape(1, -1)
+    lead = array.shape[:-2]
+    slices = array.reshape(-1, *array.shape[-2:])
+    shown = slices[:SMALL_SLICES]
+    cells = [[f"{v:.4g}" if array.dtype.kind == "f" else str(v) for v in row] for s in shown for row in s.tolist()]
+    width = max((len(c) for row in cells for c in row), default=1)
+    lines: list[str] = []
+    for k, s in enumerate(shown):
+        index = np.unravel_index(k, lead) if lead else ()
+        label = f"{name}[{', '.join(str(int(i)) for i in index)}]" if lead else name
+        lines.append(f"  {label}:")
+        lines += ["    " + " ".join((f"{v:.4g}" if array.dtype.kind == "f" else str(v)).rjust(width) for v in row)
+                  for row in s.tolist()]
+    if len(slices) > SMALL_SLICES:
+        lines.append(f"  ({len(slices) - SMALL_SLICES} more slices of {name} not shown)")
+    return lines
+
+
+def with_small_inputs(description: str, **arrays: Any) -> str:
+    """The case's description followed by its small input arrays as numbers (indented lines).
+
+    An array is listed when every 2-D slice of it is at most :data:`SMALL_SIDE` square (a shrunk
+    counterexample, typically): the student sees the very numbers their function got.
+    """
+    lines = [description]
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray) or value.size == 0 or value.dtype.kind not in "biuf":
+            continue
+        if value.ndim >= 2 and (value.shape[-2] > SMALL_SIDE or value.shape[-1] > SMALL_SIDE):
+            continue
+        if value.ndim < 2 and value.size > SMALL_SIDE * SMALL_SIDE:
+            continue
+        lines += _slice_lines(name, value)
+    return "\n".join(lines)

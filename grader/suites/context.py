@@ -8,10 +8,12 @@ from typing import Any, Callable
 import numpy as np
 
 from coursekit.course import Course, Exercise
+from coursekit.mistakes import RAISED, Case
 from coursekit.numpy2_hints import with_numpy2_hint
 from grader.sandbox.launcher import Build
 
 from .compare import assert_array_matches
+from .helper_calls import decode
 from .messages import describe, explain_empty
 from .outcomes import Fail, InternalError, NotImplementedYet, StudentRaised, WorkerStopped
 from .tolerances import REFERENCE_VS_ORACLE, REFERENCE_VS_ORACLE_FLOAT32
@@ -28,6 +30,16 @@ class Context:
         self.notes: list[str] = []
         #: Figures the check measured (``TestResult.metrics``), e.g. the test accuracy.
         self.metrics: dict[str, float] = {}
+        #: Every call of the student's functions this exercise made, by function, passed or failed: a diagnosis
+        #: must explain all of them (coursekit.mistakes.settle). False once too much was kept to keep more.
+        self.cases: dict[str, list[Case]] = {}
+        self.cases_complete = True
+        self._kept_values = 0
+        #: Failures whose diagnosis is settled again once every check has run (grader.suites.diagnosis.settle).
+        self.pending: list[Any] = []
+        helpers = [course.exercise(d) for d in exercise.depends_on]
+        self._watch = [(ex.module, ex.functions[0]) for ex in helpers if ex.functions]
+        self.helper_functions = {f for _, f in self._watch}
 
     def note(self, line: str) -> None:
         self.notes.append(line)
@@ -37,9 +49,34 @@ class Context:
 
     # -- the student's side ----------------------------------------------------------------
     def _call(self, function: str, args: tuple, kwargs: dict):
-        r = self.worker.call(self.exercise.module, function, args=list(args), kwargs=dict(kwargs))
+        r = self.worker.call(self.exercise.module, function, args=list(args), kwargs=dict(kwargs),
+                             **({"watch": self._watch} if self._watch else {}))
+        self._record(function, args, kwargs, r)
         self._unwrap(r)
         return r
+
+    #: How many array values the kept cases may hold (answers and arguments together) before keeping stops.
+    MAX_KEPT_VALUES = 20_000_000
+
+    def _record(self, function: str, args: tuple, kwargs: dict, r: Any) -> None:
+        """Keep this call (arguments, answer or RAISED, the helper calls it made) for the diagnosis."""
+        if r.status not in ("ok", "error") or not self.cases_complete:
+            return
+        answer = r.value if r.status == "ok" else RAISED
+        size = sum(int(getattr(v, "size", 0) or 0) for v in (*args, *kwargs.values(), answer)
+                   if isinstance(v, np.ndarray))
+        size += sum(int(getattr(v, "size", 0) or 0) for v in (answer if type(answer) is tuple else ()))
+        self._kept_values += size
+        if self._kept_values > self.MAX_KEPT_VALUES:
+            self.cases_complete = False
+            return
+        helpers = decode(getattr(r, "helpers", ()), self.helper_functions) if self.helper_functions else ()
+        self.cases.setdefault(function, []).append(Case(tuple(args), dict(kwargs), answer, helpers))
+
+    def last_case(self, function: str) -> Case | None:
+        """The latest recorded call of ``function`` (the one a check just made)."""
+        kept = self.cases.get(function)
+        return kept[-1] if kept else None
 
     def student(self, function: str, *args: Any, **kwargs: Any) -> Any:
         """Call the student's ``function`` in the worker; raises StudentRaised / WorkerStopped."""

@@ -54,5 +54,5 @@ def test_pad2d_rejects_negative_padding(impl):
 def test_same_padding_follows_keras(impl, args, expected, why):
     got = impl("padding").same_padding(*args)
     n, k, *stride = args
-    hint = "" if got == expected else self_check_hint("same_padding", (n, k), {"stride": stride[0] if stride else 1}, got)
+    hint = self_check_hint("same_padding", (n, k), {"stride": stride[0] if stride else 1}, got)  # '' when right (recorded either way)
     assert got == expected, f"same_padding{args} returned {got!r}, expected {expected}: {why}.{hint}"

@@ -23,8 +23,7 @@ pytestmark = pytest.mark.conv_output_size
 def test_known_sizes(impl, args, expected, why):
     got = impl("strides").conv_output_size(*args)
     n, k, stride, padding = list(args) + [1, 0][len(args) - 2:]  # the defaults stride=1, padding=0 filled in
-    right = got == expected and type(got) is int
-    hint = "" if right else self_check_hint("conv_output_size", (n, k), {"stride": stride, "padding": padding}, got)
+    hint = self_check_hint("conv_output_size", (n, k), {"stride": stride, "padding": padding}, got)  # '' when right
     assert got == expected, f"conv_output_size{args} returned {got!r}, expected {expected} ({why}).{hint}"
     assert isinstance(got, int), f"return a Python int, got {type(got).__name__}.{hint}"
 
