@@ -17,6 +17,12 @@ Timings on a shared machine are noisy: the load average is printed with the resu
     python benchmarks/train_mnist.py --skip-seed --variant epochs=2,batch_size=64 --variant learning_rate=5e-3
                             # candidate recipes (fields of the fast Recipe overridden), interleaved with the others
     python benchmarks/train_mnist.py --recipes --variant batch_size=64 --seeds 0 1 2   # a candidate alone
+    python benchmarks/train_mnist.py --recipes --variant train_fraction=0.1   # a weak model: a tenth of an epoch
+
+Each PyTorch run starts from the grader's initial parameters for its seed (grader/sandbox_runtime/torch_ops.py
+``initial_parameters``, as a student's model starts in the grader) and reports ``init_corr``, the correlation of
+each trained weight tensor with that start, and ``other_init_corr``, with another seed's start: the margin of
+the grader's check that the weights descend from the start (tolerances.MNIST_INIT_CORRELATION).
 """
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("fast", "seed", "keras")
 GOAL_SPEED_UP = 6.0  # issue 11: the default recipe >= 6x faster than the book's Keras recipe, measured in one run
 GOAL_ACCURACY = 0.990  # ... at >= 0.990 test accuracy on every seed
+sys.path.insert(0, str(ROOT))
+from grader.suites.tolerances import MNIST_INIT_CORRELATION  # noqa: E402
 
 
 def parse_variant(spec: str) -> dict[str, Any]:
@@ -43,6 +51,7 @@ def parse_variant(spec: str) -> dict[str, Any]:
     from solutions.convnet import Recipe
 
     types = {f.name: type(getattr(Recipe("adam", 1e-3, 1, 1), f.name)) for f in fields(Recipe)}
+    types["train_fraction"] = float  # not a Recipe field: train on the first share of the digits (a weak model)
     out: dict[str, Any] = {}
     for item in filter(None, spec.split(",")):
         key, sep, value = item.partition("=")
@@ -66,7 +75,8 @@ def run_torch(recipe: str, seed: int, data_dir: str | None, threads: int | None,
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from grader.suites.mnist_accuracy import free_cores
+    from grader.sandbox_runtime.torch_ops import initial_parameters
+    from grader.suites.mnist_accuracy import free_cores, init_correlations
     from solutions import convnet
 
     x_train, y_train, x_test, y_test = _load(data_dir)
@@ -75,10 +85,24 @@ def run_torch(recipe: str, seed: int, data_dir: str | None, threads: int | None,
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     model = convnet.build_convnet()
-    plan = replace(convnet.RECIPES[recipe], **parse_variant(variant))
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    initial = initial_parameters(shapes, seed)  # as the grader initialises a student's model (torch_ops)
+    with torch.no_grad():
+        for p, v in zip(model.parameters(), initial):
+            p.copy_(torch.from_numpy(v))
+    spec = parse_variant(variant)
+    fraction = float(spec.pop("train_fraction", 1.0))
+    plan = replace(convnet.RECIPES[recipe], **spec)
+    if fraction < 1.0:
+        keep = max(1, round(len(x) * fraction))
+        x, y = x[:keep], y[:keep]
     history = convnet.train(model, x, y, seed=seed, recipe=plan)
+    trained = [p.detach().numpy().copy() for p in model.parameters()]
+    own = init_correlations(initial, trained)
+    other = init_correlations(initial_parameters(shapes, seed + 1_000_003), trained)  # an init it never saw
     return {"seconds": history["seconds"], "accuracy": convnet.evaluate(model, x_test, y_test),
-            "epochs": plan.epochs, "batch_size": plan.batch_size, "threads": threads}
+            "epochs": plan.epochs, "batch_size": plan.batch_size, "threads": threads,
+            "init_corr": [round(r, 4) for r in own], "other_init_corr": [round(r, 4) for r in other]}
 
 
 def run_keras(seed: int, data_dir: str | None) -> dict[str, Any]:
@@ -160,6 +184,11 @@ def summarise(results: list[dict[str, Any]]) -> list[str]:
         secs, accs = [r["seconds"] for r in rs], [r["accuracy"] for r in rs]
         lines.append(f"{recipe}: {len(rs)} run(s), train s mean {statistics.mean(secs):.1f} "
                      f"(min {min(secs):.1f}, max {max(secs):.1f}); test acc min {min(accs):.4f}, mean {statistics.mean(accs):.4f}")
+        own = [min(r["init_corr"]) for r in rs if r.get("init_corr")]
+        other = [max(abs(c) for c in r["other_init_corr"]) for r in rs if r.get("other_init_corr")]
+        if own and other:
+            lines.append(f"{recipe}: weakest layer's correlation with its own start min {min(own):.3f}; with another "
+                         f"seed's start at most {max(other):.3f} (the grader requires {MNIST_INIT_CORRELATION:g})")
     for label in (label for label in by if label.startswith("fast")):
         fast = [r["seconds"] for r in by[label]]
         for other in ("keras", "seed"):

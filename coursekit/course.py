@@ -125,6 +125,11 @@ class Hints(_Strict):
     max_level: int | None = Field(default=None, ge=0)
 
 
+class Integrity(_Strict):
+    #: The course secret's file (relative to course.yml), created on first grading: grader/course_secret.py.
+    secret_file: str = ".course-secret"
+
+
 #: Gradescope's visibility values, for a test or a whole result.
 GradescopeVisibility = Literal["hidden", "after_due_date", "after_published", "visible"]
 GRADESCOPE_VISIBILITIES: tuple[str, ...] = get_args(GradescopeVisibility)
@@ -161,6 +166,7 @@ class Course(_Strict):
     mnist_scale: MnistScale
     hints: Hints = Hints()
     gradescope: Gradescope = Gradescope()
+    integrity: Integrity = Integrity()
     #: Directory holding course.yml (set by load_course; relative paths resolve against it).
     root: Path = Path(".")
 

@@ -91,10 +91,12 @@ def max_level(course: Course | None = None) -> int | None:
 
 def available_levels(exercise: str, course: Course | None = None) -> int:
     course = course or load_course()
+    cap = max_level(course)
+    if cap == 0:  # hints off: a released kit then holds no hints.yml at all
+        return 0
     ladders = load_ladders(course)
     if exercise not in ladders:
         raise HintError(f"no hints for {exercise!r}; exercises with hints: {', '.join(ladders)}")
-    cap = max_level(course)
     return len(ladders[exercise]) if cap is None else min(cap, len(ladders[exercise]))
 
 

@@ -8,8 +8,9 @@ Exercises in this module (ids from course.yml):
   :func:`count_parameters`, :func:`summary`;
 * ``mnist_accuracy`` -- :func:`build_convnet` + :func:`train` (the training loop): the grader trains your model
   on the 60,000 training digits, copies the trained weights into the course's reference convnet and scores
-  that on the 10,000 test digits (full marks from 99 % accuracy). Your forward pass must compute what the
-  reference computes with the same weights (no softmax in the model, channels-first flatten).
+  that on the 10,000 test digits (full marks from course.yml's ``mnist_scale.full_marks_at``). Your forward
+  pass must compute what the reference computes with the same weights (no softmax in the model,
+  channels-first flatten).
 
 Given to you, already working: :class:`Recipe` and :data:`RECIPES` (training hyper-parameters),
 :func:`recipe_for`, :func:`make_optimizer`, :func:`make_schedule`, :func:`channels_last`,
@@ -316,6 +317,9 @@ def train(
     training images, so the defaults are what gets graded; it then copies your trained weights into the course's
     reference convnet and scores that on the test images, fed as :func:`preprocess` makes them (float32 in
     [0, 1]). How many CPU threads torch uses is the grader's choice (``torch.set_num_threads``), not train's.
+    The grader also sets the model's starting weights itself (drawn as torch's default init, from a seed of
+    its own) between :func:`build_convnet` and ``train``, and scores only weights that descend from them: train
+    the model you are given, in place -- do not re-initialise it, build another or load saved weights.
 
     Returns ``{"loss": [...], "accuracy": [...], "seconds": float}``: the mean training loss and accuracy of each
     epoch and the wall-clock time.

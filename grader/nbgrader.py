@@ -225,7 +225,8 @@ environment's bin folder on PATH (nbgrader runs `alembic` from PATH to create gr
 """
 import os
 
-from grader.nbgrader_preprocessors import autograde_preprocessors, install_guards, sanitize_preprocessors
+from grader.nbgrader_preprocessors import (autograde_preprocessors, feedback_preprocessors, install_guards,
+                                          sanitize_preprocessors)
 
 c = get_config()  # noqa: F821 -- provided by nbgrader
 
@@ -249,6 +250,11 @@ c.Execute.timeout = {timeout}
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
 c.Autograde.autograde_preprocessors = autograde_preprocessors()
+
+# Markdown and raw cells reach the feedback pages as inert HTML: nbgrader's feedback template passes a
+# Markdown cell's raw HTML through (<script>, onerror=, javascript: links), so every one is cleaned first.
+c.GenerateFeedback.preprocessors = feedback_preprocessors()
+c.HTMLExporter.sanitize_html = True  # and cell outputs (text/html, text/markdown) are cleaned by nbconvert
 
 # A solution block in a notebook becomes this in the release (nbgrader's default raises an error).
 c.ClearSolutions.code_stub = {{"python": {code_stub!r}}}

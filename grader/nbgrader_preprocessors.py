@@ -103,15 +103,92 @@ class GradingExecute(Execute):
                 metadata["path"] = saved
 
 
+#: Tags that rendered Markdown uses (CommonMark, tables, strike-through, the HTML notebooks commonly hold);
+#: everything else (script, style, iframe, object, form, svg, math ...) is escaped and shown as text.
+MARKDOWN_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em", "h1", "h2", "h3",
+    "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "summary", "sup",
+    "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul"})
+#: URL schemes a link or an image may use (no javascript:, vbscript:, file: ...); data: only for images.
+URL_PROTOCOLS = frozenset({"http", "https", "mailto", "data"})
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    """No event handler or style on any tag; links and images only with their own attributes."""
+    if name in ("title", "class", "id"):
+        return True
+    if tag == "a":
+        return name == "href" and not value.strip().lower().startswith("data:")
+    if tag == "img":
+        return name in ("alt", "width", "height") or (
+            name == "src" and (not value.strip().lower().startswith("data:") or value.strip().lower().startswith("data:image/")))
+    if tag in ("td", "th"):
+        return name in ("colspan", "rowspan", "align")
+    if tag == "ol":
+        return name == "start"
+    return False
+
+
+def sanitized_markdown_html(source: str) -> str:
+    """A Markdown cell's source rendered as nbconvert renders it, then cleaned (bleach): returned as one line of
+    HTML that Markdown passes through unchanged (an HTML block), so the page shows the same text and math."""
+    import bleach
+    from nbconvert.filters.markdown import markdown2html
+
+    clean = bleach.clean(markdown2html(source), tags=MARKDOWN_TAGS, attributes=_allowed_attribute,
+                         protocols=URL_PROTOCOLS, strip=False, strip_comments=True)
+    # One line: a blank line would end Markdown's HTML block; "&#10;" is a newline again in text and <pre>.
+    return '<div class="grader-sanitized">' + clean.replace("\r", "").replace("\n", "&#10;") + "</div>"
+
+
+class SanitizeStudentText(NbGraderPreprocessor):
+    """Make every Markdown and raw cell inert HTML before it reaches a page (formgrader, generate_feedback).
+
+    nbgrader's feedback template renders Markdown cells with raw HTML passed through (``<script>``, ``onerror=``,
+    ``javascript:`` links, iframes) and does not apply nbconvert's ``sanitize_html``. A student can add or edit
+    such cells in any submitted notebook, so each one is rendered and cleaned here (:func:`sanitized_markdown_html`);
+    a raw cell is shown as escaped text, never as HTML. A student-added cell also loses its nbgrader metadata
+    (a grade id or points of its own would reach the page's table of contents unescaped).
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+        names = _graded_cell_names(resources)
+        known = names[1] if names else None
+        for cell in nb.cells:
+            if cell.cell_type not in ("markdown", "raw"):
+                continue
+            meta = cell.setdefault("metadata", {})
+            if known is not None and meta.get("nbgrader", {}).get("grade_id") not in known:
+                meta.pop("nbgrader", None)
+            if cell.cell_type == "markdown":
+                if not str(cell.source).startswith('<div class="grader-sanitized">'):
+                    cell.source = sanitized_markdown_html(str(cell.source))
+                cell.pop("attachments", None)  # pasted images: their attachment: links are cleaned away anyway
+            else:
+                import html
+
+                meta.pop("raw_mimetype", None)
+                meta.pop("format", None)
+                cell.cell_type, cell.source = "markdown", f'<div class="grader-sanitized"><pre>{html.escape(str(cell.source)).replace(chr(10), "&#10;")}</pre></div>'
+        return nb, resources
+
+
 def _defaults(name: str) -> list:
     return list(Autograde.class_traits()[name].default())
 
 
 def sanitize_preprocessors() -> list:
-    """nbgrader's sanitize steps, with :class:`DropUnknownCode` right after ``OverwriteCells``."""
+    """nbgrader's sanitize steps, with :class:`DropUnknownCode` and :class:`SanitizeStudentText` right after
+    ``OverwriteCells``."""
     steps = _defaults("sanitize_preprocessors")
-    steps.insert(steps.index(OverwriteCells) + 1, DropUnknownCode)
+    steps[steps.index(OverwriteCells) + 1:steps.index(OverwriteCells) + 1] = [DropUnknownCode, SanitizeStudentText]
     return steps
+
+
+def feedback_preprocessors() -> list:
+    """``generate_feedback``'s steps with :class:`SanitizeStudentText` first: notebooks autograded before it
+    existed are cleaned too."""
+    return [SanitizeStudentText, *GenerateFeedback.class_traits()["preprocessors"].default()]
 
 
 def autograde_preprocessors() -> list:

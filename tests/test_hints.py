@@ -101,3 +101,42 @@ def test_pytest_hint_shows_the_next_level_per_run(tmp_path):
         assert f"Hint for pad2d, level {level} of 3" in out, out
         assert "same_padding" not in out.split("hints")[-1]  # not selected: no hint
     assert "Hint for pad2d, level 2 of 3" in _pytest_hint(tmp_path, "--hint-level", "2")
+
+
+def _released_with_cap(tmp_path: Path, cap: int | None) -> Path:
+    from grader.release import release
+
+    course = load_course().model_copy(update={"hints": Hints(max_level=cap)})
+    out = tmp_path / f"kit-{cap}"
+    release(course, out)
+    return out
+
+
+def _kit_text(kit: Path) -> str:
+    return _normalised("\n".join(p.read_text(encoding="utf-8", errors="replace")
+                                 for p in sorted(kit.rglob("*")) if p.is_file()))
+
+
+@pytest.mark.parametrize("cap", [0, 1, 2])
+def test_the_released_kit_holds_no_hint_above_the_cap(tmp_path, cap):
+    """`grader release` cuts hints.yml to course.yml's hints.max_level: no level above it is in any file of
+    the kit (the kit's own course.yml is the student's to edit), and with 0 there is no hints.yml at all."""
+    kit = _released_with_cap(tmp_path, cap)
+    text = _kit_text(kit)
+    ladders = load_ladders(load_course())
+    above = [(ex, n) for ex, levels in ladders.items() for n, t in enumerate(levels, 1)
+             if n > cap and _normalised(t) in text]
+    assert above == []
+    allowed = [(ex, n) for ex, levels in ladders.items() for n, t in enumerate(levels, 1) if n <= cap]
+    assert all(_normalised(ladders[ex][n - 1]) in text for ex, n in allowed)  # the rest is shipped intact
+    assert (kit / "hints.yml").is_file() == (cap > 0)
+    assert load_course(kit / "course.yml").hints.max_level == cap
+    kit_course = load_course(kit / "course.yml")
+    for ex in ladders:
+        found = get_hint(ex, 3, kit_course)
+        assert (found is None) if cap == 0 else (found.level == min(cap, len(ladders[ex]))), ex
+
+
+def test_the_uncapped_kit_ships_every_level(tmp_path):
+    kit = _released_with_cap(tmp_path, None)
+    assert load_ladders(load_course(kit / "course.yml")) == load_ladders(load_course())

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -406,6 +407,7 @@ def graded_course(tmp_path_factory) -> Path:
     notebook = course / "submitted" / "mallory" / ASSIGNMENT / "grading.ipynb"
     nb = nbformat.read(str(notebook), as_version=4)
     nb.cells.insert(1, nbformat.v4.new_code_cell(MALLORY_CELL))
+    nb.cells[2:2] = payload_cells()  # student-added Markdown and raw cells carrying HTML/JS (issue 17.8)
     nbformat.write(nb, str(notebook))
     # eve: her modules are links to ada's, plus links to the gradebook, the config and the environment
     eve = submit("eve")
@@ -424,6 +426,87 @@ def graded_course(tmp_path_factory) -> Path:
         done = nbgrader(course, *step)
         assert done.returncode == 0, f"nbgrader {' '.join(step)}:\n{done.stderr[-3000:]}"
     return course
+
+
+PAYLOAD = "grader_xss_probe"
+#: What a student can write in a Markdown or raw cell to run code in whoever opens the feedback page.
+PAYLOAD_HTML = (f'<script>window.{PAYLOAD}=1</script> <img src="x" onerror="window.{PAYLOAD}=2"> '
+                f'[click](javascript:window.{PAYLOAD}=3) <a href="javascript:window.{PAYLOAD}=4">here</a> '
+                f'<iframe src="javascript:window.{PAYLOAD}=5"></iframe> <svg onload="window.{PAYLOAD}=6"></svg> '
+                f'<details open ontoggle="window.{PAYLOAD}=7">x</details>')
+
+
+def payload_cells() -> list:
+    return [nbformat.v4.new_markdown_cell(f"My notes: **bold** text, $x^2$.\n\n{PAYLOAD_HTML}\n\n> a quote"),
+            nbformat.v4.new_raw_cell(PAYLOAD_HTML),
+            nbformat.v4.new_raw_cell(PAYLOAD_HTML, metadata={"raw_mimetype": "text/html"}),
+            nbformat.v4.new_markdown_cell(f"<div onclick=\"window.{PAYLOAD}=8\">no blank line</div>\n{PAYLOAD_HTML}")]
+
+
+class _LiveHTML(HTMLParser):
+    """Collects everything in a page that a browser would execute."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.live: list[str] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        for name, value in attrs:
+            value = (value or "").strip().lower()
+            if name.startswith("on") or (name in ("href", "src", "action", "formaction", "data") and value.startswith("javascript:")):
+                self.live.append(f"<{tag} {name}={value[:60]}>")
+        if tag in ("script", "iframe", "object", "embed", "svg"):
+            self._in = tag
+            if any(PAYLOAD in (v or "") for _, v in attrs):
+                self.live.append(f"<{tag}> with the payload")
+
+    def handle_data(self, data: str) -> None:
+        if self._in in ("script",) and PAYLOAD in data:
+            self.live.append(f"<script>{data[:60]}")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._in:
+            self._in = None
+
+
+def live_html(page: str) -> list[str]:
+    """Event handlers, javascript: URLs and payload-carrying scripts/frames in ``page``."""
+    parser = _LiveHTML()
+    parser.feed(page)
+    return parser.live
+
+
+def feedback_page(nb: nbformat.NotebookNode, preprocessors: list) -> str:
+    """``nb`` through the given preprocessors and nbgrader's feedback exporter, as generate_feedback renders it."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.converters.generate_feedback import GenerateFeedback
+    from traitlets.config import Config
+
+    config = GenerateFeedback(config=Config()).config
+    config.HTMLExporter.sanitize_html = True
+    resources = {"nbgrader": {"score": 0, "max_score": 0, "late_penalty": 0, "student": "s", "assignment": "a",
+                              "notebook": "n", "timestamp": "t"}}
+    for step in preprocessors:
+        nb, resources = step().preprocess(nb, resources)
+    return HTMLExporter(config=config).from_notebook_node(nb, resources=resources)[0]
+
+
+def test_student_markdown_and_raw_cells_reach_feedback_pages_inert():
+    """nbgrader's feedback template passes a Markdown cell's raw HTML through (sanitize_html does not reach it):
+    without the course's cleaning step the payloads are live; with it none is, and the text still reads."""
+    from grader.nbgrader_preprocessors import SanitizeStudentText, feedback_preprocessors
+
+    nb = nbformat.v4.new_notebook(cells=payload_cells())
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    raw = feedback_page(nbformat.from_dict(json.loads(json.dumps(nb))), [])
+    assert len(live_html(raw)) >= 4, live_html(raw)  # the danger is real: script, onerror, javascript: links
+    assert SanitizeStudentText in feedback_preprocessors()
+    page = feedback_page(nb, [SanitizeStudentText])
+    assert live_html(page) == []
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "My notes: bold text, $x^2$." in text and "a quote" in text and f"<script>window.{PAYLOAD}=1</script>" in text
+    assert "<strong>bold</strong>" in page and "<blockquote>" in page
 
 
 def scores(course: Path, student: str) -> dict[str, tuple[float, float]]:
@@ -533,3 +616,14 @@ def test_feedback_holds_only_html_pages(graded_course):
     for page in files:
         text = page.read_text(encoding="utf-8")
         assert str(graded_course) not in text and str(ROOT) not in text, page
+
+
+@pytest.mark.slow
+def test_feedback_pages_hold_no_live_html_from_student_cells(graded_course):
+    """mallory added Markdown and raw cells carrying scripts, event handlers and javascript: links to her
+    grading notebook: her feedback page (generated by nbgrader's own CLI) shows them as text, none of them live."""
+    page = (graded_course / "feedback" / "mallory" / ASSIGNMENT / "grading.html").read_text(encoding="utf-8")
+    assert PAYLOAD in page  # her cells are on the page...
+    assert live_html(page) == []  # ...as inert text
+    for student in ("ada", "stan"):
+        assert live_html((graded_course / "feedback" / student / ASSIGNMENT / "grading.html").read_text(encoding="utf-8")) == []

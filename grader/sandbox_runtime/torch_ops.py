@@ -78,6 +78,46 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def fan_ins(shapes: list[tuple[int, ...]]) -> list[int]:
+    """Each tensor's fan-in as torch's default init counts it: a weight ``(out, *rest)`` has ``prod(rest)``;
+    a bias (1-d) takes the fan-in of the weight before it (the layer it belongs to)."""
+    fans: list[int] = []
+    last = 1
+    for shape in shapes:
+        if len(shape) >= 2:
+            last = max(1, int(np.prod(shape[1:])))
+        fans.append(last)
+    return fans
+
+
+def initial_parameters(shapes: list[tuple[int, ...]], seed: int) -> list[np.ndarray]:
+    """The grader's initial parameters for tensors of ``shapes`` (in ``model.parameters()`` order) from ``seed``.
+
+    Each tensor is drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the distribution of torch's default
+    ``Conv2d``/``Linear`` init (kaiming_uniform with a=sqrt(5) for weights, the same bound for biases), by
+    numpy's PCG64 from ``seed``: the same float32 arrays on the trusted side and in the worker, whatever
+    torch's RNG or the student's builder did.
+    """
+    rng = np.random.Generator(np.random.PCG64(int(seed)))
+    out = []
+    for shape, fan in zip(shapes, fan_ins(shapes)):
+        bound = 1.0 / np.sqrt(fan)
+        out.append(rng.uniform(-bound, bound, size=shape).astype(np.float32))
+    return out
+
+
+def _set_initial_parameters(model: torch.nn.Module, seed: int) -> None:
+    """Overwrite ``model``'s parameters with :func:`initial_parameters` before the student's ``train`` runs
+    (left as built when the model's parameters are not plain float tensors: the grader rejects it later)."""
+    params = list(model.parameters())
+    if not all(isinstance(p, torch.Tensor) and p.is_floating_point() for p in params):
+        return
+    values = initial_parameters([tuple(p.shape) for p in params], seed)
+    with torch.no_grad():
+        for p, v in zip(params, values):
+            p.copy_(torch.from_numpy(v))
+
+
 def _trained_values(model: torch.nn.Module, max_values: int) -> tuple[list[str], list[np.ndarray]]:
     """Names and float32 copies of ``model.parameters()``, in that order (at most ``max_values`` numbers)."""
     names = [str(name)[:200] for name, _ in model.named_parameters()]
@@ -110,6 +150,7 @@ def train_and_probe(mod: ModuleType, train_images: np.ndarray, train_labels: np.
         torch.set_num_threads(int(threads))
     _seed_everything(seed)
     model = _build(mod, "build_convnet")
+    _set_initial_parameters(model, seed)  # the grader's init: the trusted side checks the result descends from it
     train = mod.__dict__.get("train")
     if not callable(train):
         raise InvalidModel(f"{mod.__name__.replace('.', '/')}.py defines no function 'train'")

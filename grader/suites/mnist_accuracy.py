@@ -24,14 +24,17 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, TYPE_CHECKING
 
 import numpy as np
 
+from grader.course_secret import course_secret, derive_seed
+
 from ..resources import available_cpus
 from .base import Suite
 from .outcomes import Fail, StudentRaised
-from .tolerances import MNIST_PROBE_LOGITS
+from .tolerances import MNIST_INIT_CORRELATION, MNIST_PROBE_LOGITS
 
 if TYPE_CHECKING:
     from .context import Context
@@ -200,6 +203,25 @@ def load_into(reference: Any, trained: Trained) -> None:
             ref_p.copy_(torch.from_numpy(np.array(p)))  # a writable copy of the wire's buffer
 
 
+def init_correlations(initial: list[np.ndarray], trained: list[np.ndarray]) -> list[float]:
+    """Pearson correlation between each weight tensor (2-d and up) as the grader initialised it and as trained.
+
+    Gradient descent moves each weight from where it started; in one pass over MNIST it moves less than
+    the spread of the initial values, so trained weights stay correlated with their own initialisation
+    (measured in benchmarks/train_mnist.py), while weights trained from any other start are uncorrelated
+    with it (|r| of the order of 1/sqrt(size)). Biases are left out: too few values to tell.
+    """
+    out = []
+    for a, b in zip(initial, trained):
+        if a.ndim < 2 or a.shape != b.shape:
+            continue
+        x = a.astype(np.float64).ravel() - float(a.mean())
+        y = b.astype(np.float64).ravel() - float(b.mean())
+        denom = float(np.sqrt((x @ x) * (y @ y)))
+        out.append(float(x @ y) / denom if denom > 0 and np.isfinite(denom) else 0.0)
+    return out
+
+
 def _forward(reference: Any, x: Any, *, skip: frozenset[int] = frozenset(), flatten_channels_last: bool = False) -> Any:
     """The reference Sequential's forward pass, optionally with one classic mistake made on purpose."""
     import torch
@@ -304,6 +326,40 @@ def accuracy_of(model: Any, images: np.ndarray, labels: np.ndarray, batch_size: 
     return right / len(images)
 
 
+def submission_digest(ctx: Context) -> str:
+    """The submission's content hash as grader.submission.prepare computes it (``Workspace.content_hash``, the
+    gradebook's): the modules the worker sees, read here on the trusted side (the worker's view is read-only)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    root = getattr(ctx.worker, "student_dir", None)
+    package = getattr(ctx.worker, "package", None)
+    package = package if isinstance(package, str) and package else ctx.course.student_package
+    if isinstance(root, (str, os.PathLike)):
+        for module in sorted(ctx.course.modules):
+            path = Path(root) / package / f"{module}.py"
+            if path.is_file():
+                digest.update(module.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def training_seed(ctx: Context) -> int:
+    """The seed of this submission's training (starting weights and shuffling): derived from the course secret,
+    the exercise and the submission's content, so a regrade repeats it and no student can know it beforehand."""
+    return derive_seed(course_secret(ctx.course), ctx.exercise.id, submission_digest(ctx))
+
+
+def not_descended_message(correlations: list[float]) -> str:
+    """What a student reads when the returned weights do not come from training the grader's starting weights."""
+    return (f"the trained weights do not descend from the starting weights the grader gave your model: their "
+            f"correlation with those starting weights is {min(correlations):.3f} in the least related layer, where "
+            f"training the model train() is given keeps every layer above {MNIST_INIT_CORRELATION:g}. The grader sets "
+            f"the model's starting weights itself (after build_convnet(), before train()) and scores only weights "
+            f"trained from them: train the model you are given, in place, without re-initialising it, building or "
+            f"returning another model, or loading weights. No points for this check; your instructor sees this "
+            f"result and can look at it with you.")
+
+
 @suite.check("test accuracy of your trained convnet (full marks from course.yml's full_marks_at)", weight=1)
 def accuracy(ctx: Context) -> float:
     # torch (and the reference module, which imports it) is imported here only after training: ~150 MB of
@@ -311,8 +367,9 @@ def accuracy(ctx: Context) -> float:
     x_train, y_train, x_test, y_test = mnist_arrays()
     probe = probe_images(x_train[probe_indices(len(x_train))])
     cap = getattr(getattr(ctx.worker, "limits", None), "threads", None) or available_cpus()
+    seed = training_seed(ctx)
     try:
-        reply, wall_s = ctx.train_and_probe(x_train, y_train, probe, seed=0, threads=free_cores(cap), max_values=MAX_VALUES)
+        reply, wall_s = ctx.train_and_probe(x_train, y_train, probe, seed=seed, threads=free_cores(cap), max_values=MAX_VALUES)
     except StudentRaised as exc:
         raise Fail(f"building or training raised {exc.type_name}: {exc.message}") from None
     trained = validated(reply, wall_s, len(probe))
@@ -329,6 +386,15 @@ def accuracy(ctx: Context) -> float:
         ours = reference(torch.from_numpy(probe)).numpy()
     if not _close(trained.probe_logits, ours):
         raise Fail(diagnose(reference, probe, trained.probe_logits))
+
+    from grader.sandbox_runtime.torch_ops import initial_parameters  # imports torch: only when grading
+
+    initial = initial_parameters([tuple(p.shape) for p in reference.parameters()], seed)
+    correlations = init_correlations(initial, trained.params)
+    ctx.metric("init_correlation", min(correlations, default=0.0))
+    if min(correlations, default=0.0) < MNIST_INIT_CORRELATION:
+        ctx.metric("not_from_grader_init", 1.0)  # for the instructor: insights and the JSON report show it
+        raise Fail(not_descended_message(correlations))
 
     test_images, test_labels = preprocess(x_test, y_test)
     acc = accuracy_of(reference, test_images, test_labels)

@@ -27,3 +27,8 @@ def tolerance_for(dtype: np.dtype, scale: float = 1.0) -> tuple[float, float]:
 #: student's own logits on the probe images this closely (rtol, atol relative to the largest |logit|):
 #: float32 forward passes that differ only in thread count or memory layout agree far better than this.
 MNIST_PROBE_LOGITS = (1e-3, 1e-4)
+
+#: mnist_accuracy: every trained weight tensor must keep at least this Pearson correlation with the starting
+#: weights the grader set (grader/suites/mnist_accuracy.py init_correlations; measured with
+#: benchmarks/train_mnist.py: honest one-pass trainings keep far more, weights from another start ~0).
+MNIST_INIT_CORRELATION = 0.2
