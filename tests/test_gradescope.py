@@ -404,3 +404,20 @@ def test_the_bundle_ships_case_lists_and_a_cold_run_uses_them(bundle, tmp_path):
     assert results["score"] == 30
     assert not any(home.rglob("*.json"))  # nothing generated in the cold HOME: the shipped lists served
     assert sorted(p.relative_to(root) for p in (root / "source" / "case_lists").rglob("*")) == before
+
+
+def test_the_bundle_carries_the_course_secret_so_every_run_derives_the_same_mnist_seed(bundle, tmp_path):
+    """Each Gradescope run is a fresh container: without the instructor's secret in the bundle, each run would
+    make a secret of its own and a regrade would train from other starting weights."""
+    from grader.course_secret import course_secret, derive_seed
+
+    course = load_course()
+    with zipfile.ZipFile(bundle) as zf:
+        shipped = zf.read(".course-secret").decode().strip()
+    assert shipped == course_secret(course).hex()
+    seeds = []
+    for run_no in range(2):  # two fresh unpackings of the bundle, as two containers
+        root = _autograder_root(bundle, tmp_path / f"run{run_no}", {})
+        bundled = load_course(root / "source" / "course.yml")
+        seeds.append(derive_seed(course_secret(bundled), "mnist_accuracy", "same-submission"))
+    assert seeds[0] == seeds[1] == derive_seed(course_secret(course), "mnist_accuracy", "same-submission")
