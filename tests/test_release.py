@@ -88,10 +88,12 @@ def leaks(out: Path) -> list[str]:
     secret = solution_block_lines() | hidden_suite_lines()
     # A generic line (a formula, `x_train, ... = load_mnist()`) may also have been written, independently,
     # in a public file (the kit's mistake catalogue recomputes classic mistakes with torch, as the docstrings'
-    # formulas say); those few coincidences are capped and not counted as leaks of the release pipeline.
+    # formulas say; the kit's describers compare arrays as the hidden suites do: `g = got.astype(np.float64)`);
+    # those few coincidences, all listed by the assertion below when they grow, are capped and not counted as
+    # leaks of the release pipeline.
     public_text = "\n".join(authored_public_lines())
     coincidences = {s for s in secret if s in public_text}
-    assert len(coincidences) <= 16, f"many hidden lines also stand in public files: {sorted(coincidences)[:10]}"
+    assert len(coincidences) <= 20, f"many hidden lines also stand in public files: {sorted(coincidences)[:10]}"
     found = sorted(s for s in secret - coincidences if s in text)
     if BEGIN in text or END in text:
         found.append(BEGIN)
