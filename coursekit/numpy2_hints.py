@@ -142,7 +142,8 @@ _NUMPY_NAME = re.compile(r"module 'numpy' has no attribute '(?P<name>\w+)'|`np\.
 _LIB_NAME = re.compile(r"module 'numpy\.lib' has no attribute '(?P<name>\w+)'|cannot import name '(?P<imported>\w+)' from 'numpy\.lib' ")
 _LIB_MODULE = re.compile(r"numpy\.lib\.(?P<name>\w+) (is now private|was an alias)|No module named 'numpy\.lib\.(?P<missing>\w+)'")
 _METHOD = re.compile(r"'numpy\.ndarray' (object|type) has no attribute '(?P<name>\w+)'"
-                     r"|type object 'numpy\.ndarray' has no attribute '(?P<type>\w+)'")
+                     r"|type object 'numpy\.ndarray' has no attribute '(?P<type>\w+)'"
+                     r"|`(?P<removed>\w+)` was removed from the ndarray class")  # numpy 2.0-2.3's own wording
 
 
 def _first(match: re.Match[str] | None) -> str | None:
