@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from coursekit import mistakes as catalogue
 
 from .base import require_a_computing_concept
+from .diagnosis import diagnose, with_diagnosis
 from .outcomes import Fail, StudentRaised
 
 if TYPE_CHECKING:
@@ -22,8 +23,9 @@ def assert_untouched(ctx: Context, function: str, args: tuple, kwargs: dict[str,
     """Call the student's ``function``; raise :class:`Fail` if it modified an input in place (or raised)."""
     try:
         _, mutated = ctx.student_checked(function, *args, **kwargs)
-    except StudentRaised as exc:
-        raise Fail(f"{what} raised {exc.type_name}: {exc.message}\ncase: {inputs}", inputs=inputs) from None
+    except StudentRaised as exc:  # diagnosed as any check's raise: a wrong helper it called is blamed on its own line
+        failure = Fail(f"{what} raised {exc.type_name}: {exc.message}\ncase: {inputs}", inputs=inputs)
+        raise with_diagnosis(failure, diagnose(ctx, function, args, kwargs, catalogue.RAISED, None)) from None
     if mutated:
         raise Fail(f"{what}: {catalogue.INPUT_MUTATED_MESSAGE} (changed: {', '.join(mutated)})\ncase: {inputs}",
                    inputs=inputs, mistakes=[catalogue.INPUT_MUTATED])
