@@ -336,9 +336,12 @@ STUDENT_MARK = "# student-file-marker-17"
 
 
 def _student_files(*roots: Path) -> list[Path]:
+    """Student modules under ``roots``; a running coordinator may remove a folder while it is walked
+    (os.walk skips what vanished, where Path.rglob raises)."""
     found = []
     for root in roots:
-        for p in root.rglob("*.py") if root.exists() else ():
+        walked = (Path(d) / f for d, _, files in os.walk(root) for f in files if f.endswith(".py"))
+        for p in walked:
             try:
                 if STUDENT_MARK in p.read_text(errors="replace"):
                     found.append(p)
