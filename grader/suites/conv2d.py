@@ -16,7 +16,7 @@ from .base import Suite
 from .outcomes import Fail, StudentRaised
 from .cases import ConvCase, conv_cases, make_array, with_small_inputs
 from .compare import as_plain_array
-from .diagnosis import compare, conv_helpers_blame, diagnose, property_check, with_diagnosis
+from .diagnosis import compare, diagnose, property_check, with_diagnosis
 from .features import ANY
 from .untouched import check_untouched
 
@@ -38,7 +38,7 @@ def run_case(ctx: Context, case: ConvCase, diagnosed: bool = True) -> None:
     args = (x, w) if b is None else (x, w, b)
     sent = (ctx.noncontiguous(x) if case.noncontiguous else x,) + args[1:]
     compare(ctx, "conv2d", args, kwargs, expected, what="conv2d", inputs=with_small_inputs(str(case), x=x, w=w, b=b), sent=sent,
-            diagnosed=diagnosed, blame=lambda got: conv_helpers_blame(ctx, x, w, case.stride, case.padding))
+            diagnosed=diagnosed)
 
 
 def case(**kw) -> ConvCase:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from . import oracles
 from .base import Suite
 from .cases import ConvCase, conv_cases, make_array, with_small_inputs
-from .diagnosis import compare, conv_helpers_blame, property_check
+from .diagnosis import compare, property_check
 from .features import ANY
 from .untouched import check_untouched
 
@@ -31,8 +31,7 @@ def run_case(ctx: Context, case: ConvCase, items=None, diagnosed: bool = True) -
     (dout, x, w), kwargs, inputs = _call(case)
     expected = ctx.expected("conv2d_backward", oracles.conv2d_backward, dout, x, w, **kwargs)
     compare(ctx, "conv2d_backward", (dout, x, w), kwargs, expected, what="conv2d_backward (dx, dw, db)",
-            inputs=inputs, items=items, diagnosed=diagnosed,
-            blame=lambda got: conv_helpers_blame(ctx, x, w, case.stride, case.padding))
+            inputs=inputs, items=items, diagnosed=diagnosed)
 
 
 def case(**kw) -> ConvCase:

@@ -30,7 +30,6 @@ from .base import Check, Suite, search_property
 from .compare import assert_array_matches
 from .messages import describe
 from .outcomes import Fail, StudentRaised
-from .cases import pair
 from .helper_calls import Clipped
 from .tolerances import FLOAT32
 
@@ -276,33 +275,19 @@ def settle(ctx: Context, tests: list) -> None:
 
 
 def compare(ctx: Context, exercise: str, args: tuple, kwargs: dict, expected: Any, *, what: str, inputs: str,
-            sent: tuple | None = None, items: tuple[int, ...] | None = None, mutation: bool = False,
-            diagnosed: bool = True, blame: Callable[[Any], list[tuple[str, str]]] | None = None) -> None:
+            sent: tuple | None = None, items: tuple[int, ...] | None = None, diagnosed: bool = True) -> None:
     """Call the student's ``exercise`` function with ``sent`` (default ``args``) and compare with ``expected``.
 
-    ``items`` compares only those items of a tuple result. ``mutation`` checks only that the inputs
-    come back untouched (the no-mutation concept), not the values: mutation costs that concept alone.
-    ``blame`` (the student's helpers on this case's sub-problem) only credits the no-mutation concept: messages
-    blame the helpers the worker saw the function call.
+    ``items`` compares only those items of a tuple result. Whether the inputs come back untouched is the
+    no-mutation check's (``untouched.py``), so that a mutation costs that concept alone.
     """
     try:
-        got, mutated = ctx.student_checked(exercise, *(sent if sent is not None else args), **kwargs)
+        got, _ = ctx.student_checked(exercise, *(sent if sent is not None else args), **kwargs)
     except StudentRaised as exc:
         failure = Fail(f"{what} raised {exc.type_name}: {exc.message}\ncase: {inputs}", inputs=inputs)
         if not diagnosed:
             raise failure from None
         raise with_diagnosis(failure, diagnose(ctx, exercise, args, kwargs, catalogue.RAISED, expected)) from None
-    if mutation:  # the no-mutation concept: whether the inputs came back untouched, from an answer of the right shape
-        if not _shaped_like(got, expected):
-            raise Fail(f"{what}: returned {describe(got)[:200]}, not an answer of the expected shape, so keeping the input "
-                       f"untouched earns nothing yet\ncase: {inputs}", inputs=inputs)
-        if not _answer_earns_credit(ctx, exercise, args, kwargs, got, expected, items) and not _wrong_helper_called(ctx, exercise, got, blame):
-            raise Fail(f"{what}: keeping the input untouched is credited only with an answer that is right, or wrong by a "
-                       f"named classic mistake or a wrong helper, and this one is neither\ncase: {inputs}", inputs=inputs)
-        if mutated:
-            raise Fail(f"{what}: {catalogue.INPUT_MUTATED_MESSAGE} (changed: {', '.join(mutated)})\ncase: {inputs}",
-                       inputs=inputs, mistakes=[catalogue.INPUT_MUTATED])
-        return
     try:
         if isinstance(expected, tuple):
             if type(got) is not tuple or len(got) != len(expected):
@@ -316,48 +301,6 @@ def compare(ctx: Context, exercise: str, args: tuple, kwargs: dict, expected: An
         if not diagnosed:
             raise
         raise with_diagnosis(failure, diagnose(ctx, exercise, args, kwargs, got, expected)) from None
-
-
-def _answer_earns_credit(ctx: Context, exercise: str, args: tuple, kwargs: dict, got: Any, expected: Any,
-                         items: tuple[int, ...] | None) -> bool:
-    """Right, or wrong only by a classic mistake on this case or a wrong helper it called: more than garbage."""
-    try:
-        if isinstance(expected, tuple):
-            for i in items if items is not None else range(len(expected)):
-                assert_array_matches(got[i], expected[i], what="answer", inputs="")
-        else:
-            assert_array_matches(got, expected, what="answer", inputs="")
-        return True
-    except Fail:
-        try:
-            return bool(catalogue.diagnose(exercise, reference_namespace(ctx.course), args, kwargs, got, expected, same=_same))
-        except Exception:  # noqa: BLE001
-            return False
-
-
-def _wrong_helper_called(ctx: Context, exercise: str, got: Any, blame: Callable[[Any], list] | None) -> bool:
-    """The answer went wrong through a wrong helper: the function called one (the worker's record) *and* the
-    student's helpers, called here on the case's sub-problem, are wrong there (the record alone, from the
-    sandbox, never earns a point)."""
-    last = ctx.last_case(exercise)
-    if last is None or last.answer is not got or not _wrong_helpers(ctx, last):
-        return False
-    return bool(_safe_blame(blame, got))
-
-
-def _safe_blame(blame, got) -> list[tuple[str, str]]:
-    if blame is None:
-        return []
-    try:
-        return blame(got)
-    except Exception:  # noqa: BLE001  blame is a bonus
-        return []
-
-
-def _shaped_like(got: Any, expected: Any) -> bool:
-    if isinstance(expected, tuple):
-        return type(got) is tuple and len(got) == len(expected) and all(_shaped_like(g, e) for g, e in zip(got, expected, strict=True))
-    return type(got) is np.ndarray and got.shape == np.shape(expected)
 
 
 def property_check(suite: Suite, name: str, strategy: st.SearchStrategy, *, concept: str, weight: float = 1.0,
@@ -389,61 +332,3 @@ def property_check(suite: Suite, name: str, strategy: st.SearchStrategy, *, conc
         return fn
 
     return deco
-
-
-# ---------------------------------------------------------------------------------------------
-# The student's own helpers on a case's sub-problem: for credit only
-# ---------------------------------------------------------------------------------------------
-def helper(ctx: Context, exercise_id: str, *args: Any, **kwargs: Any) -> tuple[str, Any]:
-    """(status, value) of the student's ``exercise_id`` function on these arguments (status "ok", "error", ...)."""
-    ex = ctx.course.exercise(exercise_id)
-    r = ctx.worker.call(ex.module, ex.functions[0], args=list(args), kwargs=dict(kwargs))
-    return r.status, (r.value if r.status == "ok" else None)
-
-
-def _call_text(function: str, args: tuple) -> str:
-    return f"{function}({', '.join(repr(a) if not isinstance(a, np.ndarray) else f'x of shape {a.shape}' for a in args)})"
-
-
-def conv_helpers_blame(ctx: Context, x: np.ndarray, w: np.ndarray, stride: Any, padding: Any) -> list[tuple[str, str]]:
-    """The student's pad2d / same_padding / conv_output_size (those in ``depends_on``), each called here on this
-    conv case's sub-problem: (id, text) of each one that is wrong there.
-
-    Used only to credit the no-mutation concept (an answer wrong through a wrong helper is more than garbage),
-    never in a message: a message blames only helpers the student's function called (the worker's records,
-    see :func:`verdict`); those records come from the sandbox, so they never earn a point.
-    """
-    ref = reference_namespace(ctx.course)
-    deps = ctx.exercise.depends_on
-    (h, wd), (kh, kw) = x.shape[2:], w.shape[2:]
-    sh, sw = pair(stride)
-    blamed: list[tuple[str, str]] = []
-
-    def check(dep: str, args: tuple, want: Any) -> None:
-        status, got = helper(ctx, dep, *args)
-        ok = status == "ok"
-        if (ok and _same(got, want)) or status not in ("ok", "error"):  # right, a stub, or the worker stopped
-            return
-        shown = describe(got)[:200] if ok else "an error"
-        if isinstance(want, np.ndarray):
-            shown = describe(got)[:120] if ok and not isinstance(got, np.ndarray) else (
-                f"a wrong array of shape {np.shape(got)}" if ok else "an error")
-            want_text = f"an array of shape {want.shape}"
-        else:
-            want_text = repr(want)
-        blamed.append((f"blame.{dep}", f"your {_call_text(dep, args)} gives {shown} here, expected {want_text}; "
-                                       f"{ctx.exercise.id} relies on it: fix {dep} first"))
-
-    if padding == "same" and "same_padding" in deps:
-        check("same_padding", (h, kh, sh), tuple(ref.same_padding(h, kh, sh)))
-        if (wd, kw, sw) != (h, kh, sh):
-            check("same_padding", (wd, kw, sw), tuple(ref.same_padding(wd, kw, sw)))
-    pads = catalogue._explicit_pads(ref, x, w, stride, padding)
-    if any(pads) and "pad2d" in deps:
-        check("pad2d", (x, pads), ref.pad2d(x, pads))
-    if "conv_output_size" in deps:
-        hp, wp = h + pads[0] + pads[1], wd + pads[2] + pads[3]
-        check("conv_output_size", (hp, kh, sh), ref.conv_output_size(hp, kh, sh))
-        if (wp, kw, sw) != (hp, kh, sh):
-            check("conv_output_size", (wp, kw, sw), ref.conv_output_size(wp, kw, sw))
-    return blamed
